@@ -1,0 +1,1 @@
+"""ddastate.apis.grpc"""

@@ -1,0 +1,34 @@
+"""Log entries, shaped like hashicorp/raft's ``Log``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class LogType(IntEnum):
+    """The kind of a log entry; the numbers are hashicorp/raft's and go over the wire."""
+
+    COMMAND = 0
+    NOOP = 1
+    ADD_PEER_DEPRECATED = 2
+    REMOVE_PEER_DEPRECATED = 3
+    BARRIER = 4
+    CONFIGURATION = 5
+
+
+@dataclass(slots=True)
+class Log:
+    """One entry of the replicated log.
+
+    ``appended_at`` is the leader's wall-clock time when it appended the entry, in
+    nanoseconds since the Unix epoch, or ``None`` for Go's zero time. It is
+    informational only: the consensus core never reads it.
+    """
+
+    index: int
+    term: int
+    type: LogType = LogType.COMMAND
+    data: bytes | None = None
+    extensions: bytes | None = None
+    appended_at: int | None = None

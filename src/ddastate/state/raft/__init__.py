@@ -1,0 +1,1 @@
+"""ddastate.state.raft"""
