@@ -1,0 +1,650 @@
+"""Transport-independent machinery shared by the bindings: topic layout, local
+routing of incoming messages to subscriptions, result routing by correlation
+data, validation of names and of everything that arrives from the network.
+
+A concrete binding supplies four primitives (``_send``, ``_subscribe_filter``,
+``_unsubscribe_filter``, ``_connect``/``_disconnect`` via open/close) and feeds
+every received message to :meth:`BindingCore._on_message`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+from ddastate.com.api import (
+    Action,
+    ActionResult,
+    ActionWithCallback,
+    ComClosedError,
+    ComNotOpenError,
+    Event,
+    Handler,
+    Query,
+    QueryResult,
+    QueryWithCallback,
+    ResultStream,
+    Scope,
+    SharedSubscriptionUnsupportedError,
+    Subscription,
+    SubscriptionFilter,
+    validate_name,
+    validate_non_empty,
+)
+from ddastate.config import Config
+
+log = logging.getLogger("ddastate.com")
+
+T = TypeVar("T")
+
+LEVEL_EVENT = "evt"
+LEVEL_ACTION = "act"
+LEVEL_ACTION_RESULT = "acr"
+LEVEL_QUERY = "qry"
+LEVEL_QUERY_RESULT = "qrr"
+
+_RESULT_LEVEL = {LEVEL_ACTION: LEVEL_ACTION_RESULT, LEVEL_QUERY: LEVEL_QUERY_RESULT}
+
+SUB_ID_ACR = 1
+SUB_ID_QRR = 2
+_FIRST_SUB_ID = 3
+
+UserProps = list[tuple[str, str]]
+
+_SCOPES = {"": Scope.COM, "com": Scope.COM, "sta": Scope.STA, "sdc": Scope.SDC}
+
+
+def valid_publish_topic(topic: str) -> bool:
+    """A topic we may publish to (a response topic received from the network)."""
+    return bool(topic) and "+" not in topic and "#" not in topic and "\x00" not in topic
+
+
+class _Route(Generic[T]):
+    """One broker-level subscription (topic filter) and its local receivers."""
+
+    __slots__ = ("filter", "level", "ready", "receivers", "sub_id")
+
+    def __init__(self, topic_filter: str, sub_id: int, level: str) -> None:
+        self.filter = topic_filter
+        self.sub_id = sub_id
+        self.level = level
+        self.receivers: list[Subscription[T]] = []
+        self.ready: asyncio.Future[None] | None = None
+
+
+class _Pending:
+    """A request waiting for its result(s): a future (first result) or a stream."""
+
+    __slots__ = ("future", "level", "stream", "timer")
+
+    def __init__(
+        self,
+        level: str,
+        future: asyncio.Future[Any] | None = None,
+        stream: ResultStream[Any] | None = None,
+    ) -> None:
+        self.level = level
+        self.future = future
+        self.stream = stream
+        self.timer: asyncio.TimerHandle | None = None
+
+
+class BindingCore:
+    """Common part of every binding. Not used directly."""
+
+    #: transport-level QoS for publications and subscriptions
+    _qos: int = 0
+    _no_local: bool = False
+    _shared_sub_available: bool = True
+
+    def __init__(self) -> None:
+        self._cfg: Config | None = None
+        self._open = False
+        self._cluster = ""
+        self._id = ""
+        self._routes: dict[int, _Route[Any]] = {}
+        self._routes_by_filter: dict[str, _Route[Any]] = {}
+        self._next_sub_id = _FIRST_SUB_ID
+        self._pending: dict[bytes, _Pending] = {}
+        self._topic_cache: dict[tuple[str, str, str], tuple[str, str]] = {}
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ------------------------------------------------------------------ hooks
+
+    def _send(
+        self,
+        topic: str,
+        payload: bytes,
+        props: UserProps,
+        response_topic: str | None,
+        corr: bytes | None,
+    ) -> None:
+        raise NotImplementedError
+
+    async def _subscribe_filter(self, topic_filter: str, sub_id: int) -> None:
+        raise NotImplementedError
+
+    def _unsubscribe_filter(self, topic_filter: str) -> None:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ identity
+
+    def identity(self) -> str:
+        """Own identity id (response topics end in it)."""
+        return self._id
+
+    @property
+    def cluster(self) -> str:
+        """Cluster name (first topic level)."""
+        return self._cluster
+
+    @property
+    def is_open(self) -> bool:
+        """True between a successful open() and close()."""
+        return self._open
+
+    def _setup(self, cfg: Config) -> None:
+        cfg.validate()
+        self._cfg = cfg
+        self._cluster = cfg.cluster
+        self._id = cfg.identity.id
+        self._loop = asyncio.get_running_loop()
+        opts = cfg.services.com
+        self._qos = int(opts.opt("qos"))
+        self._no_local = bool(opts.opt("noLocal"))
+
+    def _response_filters(self) -> list[tuple[str, int]]:
+        c, i = self._cluster, self._id
+        return [(f"{c}/+/acr/+/{i}", SUB_ID_ACR), (f"{c}/+/qrr/+/{i}", SUB_ID_QRR)]
+
+    def _teardown(self) -> None:
+        """End every subscription and pending request (binding closed)."""
+        self._open = False
+        routes = list(self._routes.values())
+        self._routes.clear()
+        self._routes_by_filter.clear()
+        for r in routes:
+            for s in list(r.receivers):
+                s._on_close = None
+                s._end()
+            if r.ready is not None and not r.ready.done():
+                r.ready.set_exception(ComClosedError("binding closed"))
+        pending = list(self._pending.values())
+        self._pending.clear()
+        for p in pending:
+            if p.timer is not None:
+                p.timer.cancel()
+            if p.future is not None and not p.future.done():
+                p.future.set_exception(ComClosedError("binding closed"))
+            if p.stream is not None:
+                p.stream._on_close = None
+                p.stream._end()
+        for t in list(self._tasks):
+            t.cancel()
+
+    def _check_open(self, what: str) -> None:
+        if not self._open:
+            raise ComNotOpenError(f"{what} failed as binding is not open")
+
+    # ------------------------------------------------------------------ topics
+
+    def _topics(self, scope: Scope | str, level: str, type_: str) -> tuple[str, str]:
+        """(publish topic, response topic) for a request; cached."""
+        key = (scope if isinstance(scope, str) else str(scope), level, type_)
+        t = self._topic_cache.get(key)
+        if t is None:
+            s = Scope.of(scope).value
+            res_level = LEVEL_ACTION_RESULT if level == LEVEL_ACTION else LEVEL_QUERY_RESULT
+            t = (
+                f"{self._cluster}/{s}/{level}/{type_}",
+                f"{self._cluster}/{s}/{res_level}/{type_}/{self._id}",
+            )
+            if len(self._topic_cache) > 4096:
+                self._topic_cache.clear()
+            self._topic_cache[key] = t
+        return t
+
+    def _filter_topic(self, f: SubscriptionFilter, level: str) -> str:
+        topic = f"{self._cluster}/{f.scope.value}/{level}/{f.type}"
+        if f.share:
+            return f"$share/{f.share}/{topic}"
+        return topic
+
+    # ------------------------------------------------------------------ publish
+
+    async def publish_event(self, event: Event, scope: Scope | str = Scope.COM) -> None:
+        """Publish an Event (raises InvalidNameError, ComNotOpenError, ComNotConnectedError)."""
+        validate_name(event.type, "Event Type")
+        validate_non_empty(event.id, "Event Id")
+        validate_non_empty(event.source, "Event Source")
+        self._check_open("PublishEvent")
+        topic = self._topics(scope, LEVEL_EVENT, event.type)[0]
+        self._send(
+            topic,
+            event.data,
+            [
+                ("id", event.id),
+                ("sr", event.source),
+                ("tm", event.time),
+                ("dt", event.data_content_type),
+            ],
+            None,
+            None,
+        )
+
+    def _start_request(
+        self,
+        level: str,
+        type_: str,
+        id_: str,
+        source: str,
+        payload: bytes,
+        dt: str,
+        scope: Scope | str,
+        pending: _Pending,
+    ) -> bytes:
+        name = "Action" if level == LEVEL_ACTION else "Query"
+        validate_name(type_, name, "Type")
+        validate_non_empty(id_, name, "Id")
+        validate_non_empty(source, name, "Source")
+        self._check_open(f"Publish{name}")
+        topic, response_topic = self._topics(scope, level, type_)
+        corr = str(uuid.uuid4()).encode()
+        self._pending[corr] = pending
+        try:
+            self._send(
+                topic, payload, [("id", id_), ("sr", source), ("dt", dt)], response_topic, corr
+            )
+        except BaseException:
+            self._pending.pop(corr, None)
+            raise
+        return corr
+
+    async def publish_action(
+        self, action: Action, scope: Scope | str = Scope.COM, timeout: float | None = None
+    ) -> ResultStream[ActionResult]:
+        """Publish an Action; results arrive on the stream until aclose() or ``timeout``."""
+        return self._publish_request(
+            LEVEL_ACTION,
+            action.type,
+            action.id,
+            action.source,
+            action.params,
+            action.data_content_type,
+            scope,
+            timeout,
+        )
+
+    async def publish_query(
+        self, query: Query, scope: Scope | str = Scope.COM, timeout: float | None = None
+    ) -> ResultStream[QueryResult]:
+        """Publish a Query; results arrive on the stream until aclose() or ``timeout``."""
+        return self._publish_request(
+            LEVEL_QUERY,
+            query.type,
+            query.id,
+            query.source,
+            query.data,
+            query.data_content_type,
+            scope,
+            timeout,
+        )
+
+    def _publish_request(
+        self,
+        level: str,
+        type_: str,
+        id_: str,
+        source: str,
+        payload: bytes,
+        dt: str,
+        scope: Scope | str,
+        timeout: float | None,
+    ) -> ResultStream[Any]:
+        pending = _Pending(_RESULT_LEVEL[level])
+        stream: ResultStream[Any] = ResultStream(b"", None)
+        pending.stream = stream
+        corr = self._start_request(level, type_, id_, source, payload, dt, scope, pending)
+        stream.correlation_data = corr
+        stream._on_close = lambda: self._forget(corr)
+        if timeout is not None:
+            assert self._loop is not None
+            stream._timer = self._loop.call_later(timeout, stream._end)
+        return stream
+
+    def _forget(self, corr: bytes) -> None:
+        self._pending.pop(corr, None)
+
+    async def request_action(
+        self, action: Action, scope: Scope | str = Scope.COM, timeout: float = 1.0
+    ) -> ActionResult:
+        """Publish an Action and return its first result (TimeoutError after ``timeout`` s)."""
+        return await self._request(  # type: ignore[no-any-return]
+            LEVEL_ACTION,
+            action.type,
+            action.id,
+            action.source,
+            action.params,
+            action.data_content_type,
+            scope,
+            timeout,
+        )
+
+    async def request_query(
+        self, query: Query, scope: Scope | str = Scope.COM, timeout: float = 1.0
+    ) -> QueryResult:
+        """Publish a Query and return its first result (TimeoutError after ``timeout`` s)."""
+        return await self._request(  # type: ignore[no-any-return]
+            LEVEL_QUERY,
+            query.type,
+            query.id,
+            query.source,
+            query.data,
+            query.data_content_type,
+            scope,
+            timeout,
+        )
+
+    async def _request(
+        self,
+        level: str,
+        type_: str,
+        id_: str,
+        source: str,
+        payload: bytes,
+        dt: str,
+        scope: Scope | str,
+        timeout: float,
+    ) -> Any:
+        loop = self._loop
+        if loop is None:
+            raise ComNotOpenError("request failed as binding is not open")
+        fut: asyncio.Future[Any] = loop.create_future()
+        pending = _Pending(_RESULT_LEVEL[level], future=fut)
+        corr = self._start_request(level, type_, id_, source, payload, dt, scope, pending)
+        timer = loop.call_later(timeout, _expire, fut)
+        try:
+            return await fut
+        finally:
+            timer.cancel()
+            self._pending.pop(corr, None)
+
+    def _send_result(
+        self, response_topic: str, correlation_data: bytes, level: str, result: Any
+    ) -> None:
+        self._check_open("Callback")
+        self._send(
+            response_topic,
+            result.data,
+            [
+                ("ct", result.context),
+                ("dt", result.data_content_type),
+                ("sq", str(result.sequence_number)),
+            ],
+            None,
+            correlation_data,
+        )
+
+    # ------------------------------------------------------------------ subscribe
+
+    async def subscribe_event(
+        self, filter: SubscriptionFilter, handler: Handler[Event] | None = None
+    ) -> Subscription[Event]:
+        """Subscribe to Events of ``filter``; iterate the result, or pass ``handler``."""
+        return await self._subscribe("Event", LEVEL_EVENT, filter, handler)
+
+    async def subscribe_action(
+        self,
+        filter: SubscriptionFilter,
+        handler: Handler[ActionWithCallback] | None = None,
+    ) -> Subscription[ActionWithCallback]:
+        """Subscribe to Actions of ``filter``; ``handler`` (sync or async) gets each one."""
+        return await self._subscribe("Action", LEVEL_ACTION, filter, handler)
+
+    async def subscribe_query(
+        self,
+        filter: SubscriptionFilter,
+        handler: Handler[QueryWithCallback] | None = None,
+    ) -> Subscription[QueryWithCallback]:
+        """Subscribe to Queries of ``filter``."""
+        return await self._subscribe("Query", LEVEL_QUERY, filter, handler)
+
+    async def _subscribe(
+        self,
+        pattern: str,
+        level: str,
+        f: SubscriptionFilter,
+        handler: Handler[Any] | None,
+    ) -> Subscription[Any]:
+        validate_name(f.type, pattern, "Type")
+        if f.share:
+            validate_name(f.share, pattern, "Share")
+        self._check_open(f"Subscribe{pattern}")
+        if f.share and not self._shared_sub_available:
+            raise SharedSubscriptionUnsupportedError(
+                "shared subscriptions are not supported by the broker"
+            )
+        topic_filter = self._filter_topic(f, level)
+        route = self._routes_by_filter.get(topic_filter)
+        if route is None:
+            sub_id = self._next_sub_id
+            self._next_sub_id += 1
+            route = _Route(topic_filter, sub_id, level)
+            assert self._loop is not None
+            route.ready = self._loop.create_future()
+            self._routes[sub_id] = route
+            self._routes_by_filter[topic_filter] = route
+            try:
+                await self._subscribe_filter(topic_filter, sub_id)
+            except BaseException as exc:
+                self._routes.pop(sub_id, None)
+                self._routes_by_filter.pop(topic_filter, None)
+                if not route.ready.done():
+                    route.ready.set_exception(exc)
+                    route.ready.exception()  # mark retrieved
+                raise
+            if not route.ready.done():
+                route.ready.set_result(None)
+        elif route.ready is not None and not route.ready.done():
+            await asyncio.shield(route.ready)
+        sub: Subscription[Any] = Subscription(f, handler)
+        r = route
+        sub._on_close = lambda: self._remove_receiver(r, sub)
+        route.receivers.append(sub)
+        return sub
+
+    def _remove_receiver(self, route: _Route[Any], sub: Subscription[Any]) -> None:
+        try:
+            route.receivers.remove(sub)
+        except ValueError:
+            return
+        if not route.receivers and self._routes.get(route.sub_id) is route:
+            del self._routes[route.sub_id]
+            self._routes_by_filter.pop(route.filter, None)
+            if self._open:
+                try:
+                    self._unsubscribe_filter(route.filter)
+                except Exception as exc:
+                    log.debug("unsubscribe %s failed: %s", route.filter, exc)
+
+    def _active_filters(self) -> list[tuple[str, int]]:
+        """All broker subscriptions this binding holds (for resubscribe after reconnect)."""
+        return self._response_filters() + [(r.filter, r.sub_id) for r in self._routes.values()]
+
+    # ------------------------------------------------------------------ receive
+
+    def _on_message(
+        self,
+        topic: str,
+        payload: bytes,
+        props: UserProps | None,
+        response_topic: str | None,
+        corr: bytes | None,
+        sub_ids: list[int] | None,
+    ) -> None:
+        """Handle one incoming message; bad input is dropped with a log line."""
+        try:
+            self._dispatch(topic, payload, props, response_topic, corr, sub_ids)
+        except Exception:
+            log.exception("dropping message on %s: unexpected error", topic)
+
+    def _dispatch(
+        self,
+        topic: str,
+        payload: bytes,
+        props: UserProps | None,
+        response_topic: str | None,
+        corr: bytes | None,
+        sub_ids: list[int] | None,
+    ) -> None:
+        levels = topic.split("/")
+        n = len(levels)
+        if n < 4 or n > 5:
+            log.warning("dropping message on malformed topic %r", topic)
+            return
+        if levels[0] != self._cluster:
+            log.warning("dropping message on %r: foreign cluster", topic)
+            return
+        if levels[1] not in _SCOPES:
+            log.warning("dropping message on %r: unknown scope %r", topic, levels[1])
+            return
+        if not props:
+            log.warning("dropping message on %r without user properties", topic)
+            return
+        up: dict[str, str] = {}
+        for k, v in props:
+            if k not in up:
+                up[k] = v
+        level = levels[2]
+        if level in (LEVEL_ACTION_RESULT, LEVEL_QUERY_RESULT):
+            if n != 5:
+                log.warning("dropping result on malformed topic %r", topic)
+                return
+            sq = up.get("sq")
+            try:
+                seq = int(sq)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                log.warning("dropping result on %r: bad sequence number %r", topic, sq)
+                return
+            if corr is None:
+                log.warning("dropping result on %r without correlation data", topic)
+                return
+            pending = self._pending.get(corr)
+            if pending is None or pending.level != level:
+                log.debug("dropping result on %r: no request waiting for it", topic)
+                return
+            if level == LEVEL_ACTION_RESULT:
+                result: Any = ActionResult(up.get("ct", ""), payload, up.get("dt", ""), seq)
+            else:
+                result = QueryResult(up.get("ct", ""), payload, up.get("dt", ""), seq)
+            fut = pending.future
+            if fut is not None:
+                if not fut.done():
+                    fut.set_result(result)
+            elif pending.stream is not None:
+                pending.stream._put(result)
+            return
+        if n != 4:
+            log.warning("dropping message on malformed topic %r", topic)
+            return
+        id_ = up.get("id")
+        source = up.get("sr")
+        if not id_ or not source:
+            log.warning("dropping message on %r: missing id or source property", topic)
+            return
+        type_ = levels[3]
+        if level == LEVEL_EVENT:
+            item: Any = Event(type_, id_, source, payload, up.get("tm", ""), up.get("dt", ""))
+        elif level in (LEVEL_ACTION, LEVEL_QUERY):
+            if corr is None or response_topic is None or not valid_publish_topic(response_topic):
+                log.warning(
+                    "dropping request on %r: missing or invalid response topic or correlation data",
+                    topic,
+                )
+                return
+            if level == LEVEL_ACTION:
+                item = ActionWithCallback(
+                    Action(type_, id_, source, payload, up.get("dt", "")),
+                    self,
+                    response_topic,
+                    corr,
+                )
+            else:
+                item = QueryWithCallback(
+                    Query(type_, id_, source, payload, up.get("dt", "")),
+                    self,
+                    response_topic,
+                    corr,
+                )
+        else:
+            log.warning("dropping message on %r: unknown level %r", topic, level)
+            return
+        if sub_ids:
+            for sid in sub_ids:
+                route = self._routes.get(sid)
+                if route is not None and route.level == level:
+                    self._deliver(route, item)
+        else:
+            # transport without subscription identifiers: match by topic
+            for route in list(self._routes.values()):
+                if route.level == level and _filter_matches_topic(route.filter, topic):
+                    self._deliver(route, item)
+
+    def _deliver(self, route: _Route[Any], item: Any) -> None:
+        for sub in route.receivers:
+            h = sub.handler
+            if h is None:
+                sub._put(item)
+                continue
+            try:
+                r = h(item)
+            except Exception:
+                log.exception("subscription handler for %s failed", route.filter)
+                continue
+            if r is not None and inspect.isawaitable(r):
+                self._spawn(r)
+
+    def _spawn(self, aw: Awaitable[Any]) -> None:
+        t = asyncio.ensure_future(aw)
+        self._tasks.add(t)
+        t.add_done_callback(self._task_done)
+
+    def _task_done(self, t: asyncio.Future[Any]) -> None:
+        self._tasks.discard(t)
+        if not t.cancelled() and t.exception() is not None:
+            log.error("subscription handler failed: %r", t.exception())
+
+
+def _expire(fut: asyncio.Future[Any]) -> None:
+    if not fut.done():
+        fut.set_exception(TimeoutError("no result within the timeout"))
+
+
+def _filter_matches_topic(topic_filter: str, topic: str) -> bool:
+    if topic_filter.startswith("$share/"):
+        topic_filter = topic_filter.split("/", 2)[2]
+    return topic_matches(topic_filter, topic)
+
+
+def topic_matches(topic_filter: str, topic: str) -> bool:
+    """MQTT topic filter matching with ``+`` and ``#`` (no ``$share`` prefix)."""
+    if topic_filter == topic:
+        return True
+    fl = topic_filter.split("/")
+    tl = topic.split("/")
+    for i, f in enumerate(fl):
+        if f == "#":
+            return True
+        if i >= len(tl):
+            return False
+        if f != "+" and f != tl[i]:
+            return False
+    return len(fl) == len(tl)
+
+
+Callback = Callable[[], None]

@@ -1,0 +1,1 @@
+"""Test helpers usable by ddastate users and its own tests."""
