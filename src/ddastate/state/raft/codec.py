@@ -1,0 +1,798 @@
+"""MessagePack codec compatible with the Go reference (WIRE.md section 4).
+
+What Go members write, and what this module writes, follows hashicorp/go-msgpack v2 with
+a default ``MsgpackHandle``:
+
+- a struct is a map keyed by the Go field names, sorted in byte order, every field written;
+- strings and byte slices use the old raw-string family (fixstr, str16, str32), never
+  str8 and never bin; nil slices are nil (0xc0), empty slices an empty fixstr (0xa0);
+- unsigned fields use positive fixint or uint8..uint64, signed fields fixint or
+  int8..int64 (so a positive value above 127 takes an int16/int32/int64 marker);
+- ``time.Time`` (``Log.AppendedAt``) is nil for the zero time, else a raw string of 4
+  bytes (uint32 seconds), 8 bytes (``nsec << 34 | sec``) or 12 bytes (uint32 nsec, int64
+  sec); on decode the msgpack timestamp extension (-1) and Go's 15/16-byte binary time
+  form are accepted too.
+
+Decoding reads raw strings as bytes and turns text fields into ``str`` by schema.
+Unknown keys are skipped and missing keys take Go's zero values (0, "", False, None).
+Every failure on bad input raises :class:`CodecError`, a ``ValueError`` naming the field
+that failed; nothing else escapes the decoders.
+
+The hot messages (AppendEntries, RequestVote, Log, Input) are encoded by building a
+plain dict in sorted key order and handing it to ``msgpack.packb`` in one C call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import IO, Any, TypeVar, cast
+
+import msgpack
+
+from ddastate.raft.commands import (
+    AppendEntriesRequest,
+    AppendEntriesResponse,
+    InstallSnapshotRequest,
+    InstallSnapshotResponse,
+    RequestPreVoteRequest,
+    RequestPreVoteResponse,
+    RequestVoteRequest,
+    RequestVoteResponse,
+    TimeoutNowRequest,
+    TimeoutNowResponse,
+)
+from ddastate.raft.log import Log, LogType
+from ddastate.state.api import Input, InputOp
+
+from .messages import (
+    AddVoterRequest,
+    AddVoterResponse,
+    ApplyRequest,
+    ApplyResponse,
+    FsmSnapshot,
+    InstallSnapshotWithData,
+    RemoveServerRequest,
+    RemoveServerResponse,
+    RpcReply,
+)
+
+T = TypeVar("T")
+
+__all__ = [
+    "CodecError",
+    "decode_log",
+    "decode_msgpack",
+    "decode_msgpack_from_reader",
+    "decode_rpc_reply",
+    "encode_log",
+    "encode_msgpack",
+    "go_time_form",
+]
+
+
+class CodecError(ValueError):
+    """Bytes that do not decode to the expected message, or a value that cannot be encoded."""
+
+
+_U64_MAX = 0xFFFF_FFFF_FFFF_FFFF
+_I64_MIN = -(1 << 63)
+_I64_MAX = (1 << 63) - 1
+_NS = 1_000_000_000
+# Seconds from 0001-01-01T00:00:00Z (Go's zero time) to the Unix epoch.
+_GO_ZERO_UNIX_SEC = -62_135_596_800
+_GO_ZERO_NS = _GO_ZERO_UNIX_SEC * _NS
+
+_packb = msgpack.packb
+_unpackb = msgpack.unpackb
+_NIL = b"\xc0"
+
+
+def _pack(value: Any) -> bytes:
+    out: bytes = _packb(value, use_bin_type=False)
+    return out
+
+
+# ------------------------------------------------------------------------- time
+
+
+def go_time_form(ns: int | None) -> bytes | None:
+    """The raw bytes go-msgpack writes for a time given as Unix nanoseconds (None: zero time)."""
+    if ns is None:
+        return None
+    if type(ns) is not int:
+        raise CodecError(f"AppendedAt must be an int of nanoseconds, not {type(ns).__name__}")
+    if ns == _GO_ZERO_NS:
+        return None
+    sec, nsec = divmod(ns, _NS)
+    if sec >= 0 and sec >> 34 == 0:
+        data64 = (nsec << 34) | sec
+        if data64 >> 32 == 0:
+            return data64.to_bytes(4, "big")
+        return data64.to_bytes(8, "big")
+    if sec < _I64_MIN or sec > _I64_MAX:
+        raise CodecError(f"AppendedAt {ns} ns is out of Go's time range")
+    return nsec.to_bytes(4, "big") + (sec & _U64_MAX).to_bytes(8, "big")
+
+
+def _time_from_go_binary(b: bytes, what: str) -> int | None:
+    # Go's time.MarshalBinary: version 1 (15 bytes) or 2 (16 bytes): int64 seconds since
+    # year 1, int32 nanoseconds, int16 zone offset in minutes [, int8 offset seconds].
+    version = b[0]
+    if (version == 1 and len(b) == 15) or (version == 2 and len(b) == 16):
+        abs_sec = int.from_bytes(b[1:9], "big", signed=True)
+        nsec = int.from_bytes(b[9:13], "big", signed=True)
+        if not 0 <= nsec < _NS:
+            raise CodecError(f"{what}: binary time has nanoseconds {nsec} out of range")
+        ns = (abs_sec + _GO_ZERO_UNIX_SEC) * _NS + nsec
+        return None if ns == _GO_ZERO_NS else ns
+    raise CodecError(f"{what}: {len(b)}-byte time is neither 4, 8 nor 12 bytes nor Go binary time")
+
+
+def _dec_time(v: Any, what: str) -> int | None:
+    if v is None:
+        return None
+    if type(v) is bytes:
+        n = len(v)
+        if n == 8:
+            tv = int.from_bytes(v, "big")
+            ns = (tv & 0x3_FFFF_FFFF) * _NS + (tv >> 34)
+        elif n == 4:
+            ns = int.from_bytes(v, "big") * _NS
+        elif n == 12:
+            ns = int.from_bytes(v[4:], "big", signed=True) * _NS + int.from_bytes(v[:4], "big")
+        elif n in (15, 16):
+            return _time_from_go_binary(v, what)
+        else:
+            raise CodecError(f"{what}: {n}-byte time is neither 4, 8 nor 12 bytes")
+    elif isinstance(v, msgpack.Timestamp):
+        ns = v.seconds * _NS + v.nanoseconds
+    else:
+        raise CodecError(f"{what} is a {type(v).__name__}, expected a time")
+    return None if ns == _GO_ZERO_NS else ns
+
+
+# ----------------------------------------------------------------- field decoders
+
+
+def _u64(v: Any, what: str) -> int:
+    if type(v) is int and 0 <= v <= _U64_MAX:
+        return v
+    if v is None:
+        return 0
+    if type(v) is int:
+        raise CodecError(f"{what} = {v} is out of the uint64 range")
+    raise CodecError(f"{what} is a {type(v).__name__}, expected an unsigned integer")
+
+
+def _i64(v: Any, what: str) -> int:
+    if type(v) is int and _I64_MIN <= v <= _I64_MAX:
+        return v
+    if v is None:
+        return 0
+    if type(v) is int:
+        raise CodecError(f"{what} = {v} is out of the int64 range")
+    raise CodecError(f"{what} is a {type(v).__name__}, expected a signed integer")
+
+
+def _bool(v: Any, what: str) -> bool:
+    if v is True or v is False:
+        return v
+    if v is None:
+        return False
+    raise CodecError(f"{what} is a {type(v).__name__}, expected a bool")
+
+
+def _bytes(v: Any, what: str) -> bytes | None:
+    if type(v) is bytes or v is None:
+        return v
+    raise CodecError(f"{what} is a {type(v).__name__}, expected bytes")
+
+
+def _str(v: Any, what: str) -> str:
+    if type(v) is bytes:
+        try:
+            return v.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise CodecError(f"{what} is not valid UTF-8") from e
+    if v is None:
+        return ""
+    raise CodecError(f"{what} is a {type(v).__name__}, expected a string")
+
+
+def _map(v: Any, what: str) -> dict[Any, Any]:
+    if type(v) is dict:
+        return v
+    raise CodecError(f"{what} is a {type(v).__name__}, expected a map")
+
+
+def _log_type(v: Any, what: str) -> LogType:
+    t = _u64(v, what)
+    try:
+        return LogType(t)
+    except ValueError:
+        raise CodecError(f"{what} = {t} is not a known log type") from None
+
+
+# ----------------------------------------------------------------- field encoders
+
+
+def _pack_signed(v: Any, what: str) -> bytes:
+    """Go's EncodeInt: fixint, else the smallest of int8..int64 (never the uint family)."""
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise CodecError(f"{what} must be an int, not {type(v).__name__}")
+    v = int(v)
+    return _pack_signed_int(v, what)
+
+
+def _pack_signed_int(v: int, what: str) -> bytes:
+    if -32 <= v <= 127:
+        return _pack(v)
+    if v > 127:
+        if v <= 0x7FFF:
+            return b"\xd1" + v.to_bytes(2, "big")
+        if v <= 0x7FFF_FFFF:
+            return b"\xd2" + v.to_bytes(4, "big")
+        if v <= _I64_MAX:
+            return b"\xd3" + v.to_bytes(8, "big")
+        raise CodecError(f"{what} = {v} is out of the int64 range")
+    if v < _I64_MIN:
+        raise CodecError(f"{what} = {v} is out of the int64 range")
+    return _pack(v)  # msgpack picks int8..int64 for negatives, as Go does
+
+
+def _map_header(n: int) -> bytes:
+    if n < 16:
+        return bytes((0x80 | n,))
+    return b"\xde" + n.to_bytes(2, "big")
+
+
+def _fits_fixint(v: Any) -> bool:
+    return type(v) is int and -32 <= v <= 127
+
+
+# ------------------------------------------------------------------------- Log
+
+
+def _log_obj(e: Log) -> dict[str, Any]:
+    at = e.appended_at
+    return {
+        "AppendedAt": None if at is None else go_time_form(at),
+        "Data": e.data,
+        "Extensions": e.extensions,
+        "Index": e.index,
+        "Term": e.term,
+        "Type": int(e.type),
+    }
+
+
+def _dec_log(v: Any, what: str) -> Log:
+    d = _map(v, what)
+    g = d.get
+    return Log(
+        index=_u64(g(b"Index"), what + ".Index"),
+        term=_u64(g(b"Term"), what + ".Term"),
+        type=_log_type(g(b"Type"), what + ".Type"),
+        data=_bytes(g(b"Data"), what + ".Data"),
+        extensions=_bytes(g(b"Extensions"), what + ".Extensions"),
+        appended_at=_dec_time(g(b"AppendedAt"), what + ".AppendedAt"),
+    )
+
+
+def encode_log(log: Log) -> bytes:
+    """Encode one log entry as hashicorp/raft's Log struct (the stored record form)."""
+    try:
+        return _pack(_log_obj(log))
+    except CodecError:
+        raise
+    except Exception as e:
+        raise CodecError(f"Log {getattr(log, 'index', '?')} does not encode: {e}") from e
+
+
+def decode_log(data: bytes) -> Log:
+    """Decode one stored or transmitted Log record."""
+    return decode_msgpack(data, Log)
+
+
+# ----------------------------------------------------------- generic struct specs
+#
+# A spec is a list of (go_name, attribute, kind); kinds: "u" uint64, "i" int64, "b" bool,
+# "y" bytes, "s" str, plus per-spec nested types handled by callables.
+
+_Enc = Callable[[Any, str], bytes]
+_Dec = Callable[[Any, str], Any]
+
+
+def _enc_u(v: Any, what: str) -> bytes:
+    if type(v) is not int or not 0 <= v <= _U64_MAX:
+        if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= _U64_MAX:
+            return _pack(int(v))
+        raise CodecError(f"{what} must be an unsigned 64-bit int, not {v!r}")
+    return _pack(v)
+
+
+def _enc_b(v: Any, what: str) -> bytes:
+    if v is True:
+        return b"\xc3"
+    if v is False:
+        return b"\xc2"
+    raise CodecError(f"{what} must be a bool, not {type(v).__name__}")
+
+
+def _enc_y(v: Any, what: str) -> bytes:
+    if v is None:
+        return _NIL
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return _pack(bytes(v))
+    raise CodecError(f"{what} must be bytes or None, not {type(v).__name__}")
+
+
+def _enc_s(v: Any, what: str) -> bytes:
+    if isinstance(v, str):
+        return _pack(v.encode("utf-8"))
+    raise CodecError(f"{what} must be a str, not {type(v).__name__}")
+
+
+_KIND_ENC: dict[str, _Enc] = {"u": _enc_u, "i": _pack_signed, "b": _enc_b, "y": _enc_y, "s": _enc_s}
+_KIND_DEC: dict[str, _Dec] = {"u": _u64, "i": _i64, "b": _bool, "y": _bytes, "s": _str}
+
+
+class _Spec:
+    """Encoder and decoder of one struct type, built once from its field list."""
+
+    __slots__ = ("cls", "fields", "header", "name")
+
+    def __init__(
+        self,
+        cls: type[Any],
+        fields: list[tuple[str, str, str | tuple[_Enc, _Dec]]],
+    ) -> None:
+        self.cls = cls
+        self.name = cls.__name__
+        fields = sorted(fields, key=lambda f: f[0].encode())
+        self.header = _map_header(len(fields))
+        self.fields: list[tuple[bytes, bytes, str, _Enc, _Dec]] = []
+        for go, attr, kind in fields:
+            if isinstance(kind, str):
+                enc, dec = _KIND_ENC[kind], _KIND_DEC[kind]
+            else:
+                enc, dec = kind
+            self.fields.append((_pack(go), go.encode(), attr, enc, dec))
+
+    def encode(self, obj: Any, what: str | None = None) -> bytes:
+        w = what or self.name
+        parts = [self.header]
+        for kp, go, attr, enc, _ in self.fields:
+            parts.append(kp)
+            parts.append(enc(getattr(obj, attr), f"{w}.{go.decode()}"))
+        return b"".join(parts)
+
+    def decode(self, v: Any, what: str | None = None) -> Any:
+        w = what or self.name
+        if v is None:
+            return self.cls(**{attr: dec(None, "") for _, _, attr, _, dec in self.fields})
+        d = _map(v, w)
+        g = d.get
+        kw = {}
+        for _, go, attr, _, dec in self.fields:
+            kw[attr] = dec(g(go), f"{w}.{go.decode()}")
+        return self.cls(**kw)
+
+
+_HEADER = [("ProtocolVersion", "protocol_version", "i"), ("ID", "id", "y"), ("Addr", "addr", "y")]
+
+
+def _nested(spec_getter: Callable[[], _Spec]) -> tuple[_Enc, _Dec]:
+    def enc(v: Any, what: str) -> bytes:
+        if v is None:
+            return _NIL
+        return spec_getter().encode(v, what)
+
+    def dec(v: Any, what: str) -> Any:
+        if v is None:
+            return None
+        return spec_getter().decode(v, what)
+
+    return enc, dec
+
+
+def _enc_entries(v: Any, what: str) -> bytes:
+    if v is None:
+        return _NIL
+    try:
+        return _pack([_log_obj(e) for e in v])
+    except CodecError:
+        raise
+    except Exception as e:
+        raise CodecError(f"{what} does not encode: {e}") from e
+
+
+def _dec_entries(v: Any, what: str) -> list[Log] | None:
+    if v is None:
+        return None
+    if type(v) is not list:
+        raise CodecError(f"{what} is a {type(v).__name__}, expected an array")
+    return [_dec_log(e, f"{what}[{i}]") for i, e in enumerate(v)]
+
+
+def _enc_time(v: Any, what: str) -> bytes:
+    return _pack(go_time_form(v))
+
+
+def _enc_opt_str(v: Any, what: str) -> bytes:
+    if v is None:
+        return _NIL
+    return _enc_s(v, what)
+
+
+def _dec_opt_str(v: Any, what: str) -> str | None:
+    if v is None:
+        return None
+    return _str(v, what)
+
+
+def _enc_op(v: Any, what: str) -> bytes:
+    return _pack_signed(v, what)
+
+
+def _dec_op(v: Any, what: str) -> InputOp:
+    op = _i64(v, what)
+    try:
+        return InputOp(op)
+    except ValueError:
+        raise CodecError(f"{what} = {op} is not a known input op") from None
+
+
+def _enc_state(v: Any, what: str) -> bytes:
+    if v is None:
+        return _NIL
+    if not isinstance(v, dict):
+        raise CodecError(f"{what} must be a dict, not {type(v).__name__}")
+    try:
+        return _pack(v)
+    except Exception as e:
+        raise CodecError(f"{what} does not encode: {e}") from e
+
+
+def _dec_state(v: Any, what: str) -> dict[str, bytes]:
+    if v is None:
+        return {}
+    d = _map(v, what)
+    out: dict[str, bytes] = {}
+    for k, val in d.items():
+        key = _str(k, f"{what} key")
+        b = _bytes(val, f"{what}[{key!r}]")
+        out[key] = b"" if b is None else b
+    return out
+
+
+_LOG_SPEC = _Spec(
+    Log,
+    [
+        ("Index", "index", "u"),
+        ("Term", "term", "u"),
+        ("Type", "type", (_enc_u, _log_type)),
+        ("Data", "data", "y"),
+        ("Extensions", "extensions", "y"),
+        ("AppendedAt", "appended_at", (_enc_time, _dec_time)),
+    ],
+)
+
+_SPECS: dict[type[Any], _Spec] = {}
+
+
+def _spec(cls: type[Any], fields: list[tuple[str, str, str | tuple[_Enc, _Dec]]]) -> _Spec:
+    s = _Spec(cls, fields)
+    _SPECS[cls] = s
+    return s
+
+
+_AER = _spec(
+    AppendEntriesRequest,
+    [
+        *_HEADER,
+        ("Term", "term", "u"),
+        ("Leader", "leader", "y"),
+        ("PrevLogEntry", "prev_log_entry", "u"),
+        ("PrevLogTerm", "prev_log_term", "u"),
+        ("Entries", "entries", (_enc_entries, _dec_entries)),
+        ("LeaderCommitIndex", "leader_commit_index", "u"),
+    ],
+)
+_AEP = _spec(
+    AppendEntriesResponse,
+    [
+        *_HEADER,
+        ("Term", "term", "u"),
+        ("LastLog", "last_log", "u"),
+        ("Success", "success", "b"),
+        ("NoRetryBackoff", "no_retry_backoff", "b"),
+    ],
+)
+_RVR = _spec(
+    RequestVoteRequest,
+    [
+        *_HEADER,
+        ("Term", "term", "u"),
+        ("Candidate", "candidate", "y"),
+        ("LastLogIndex", "last_log_index", "u"),
+        ("LastLogTerm", "last_log_term", "u"),
+        ("LeadershipTransfer", "leadership_transfer", "b"),
+    ],
+)
+_RVP = _spec(
+    RequestVoteResponse,
+    [*_HEADER, ("Term", "term", "u"), ("Peers", "peers", "y"), ("Granted", "granted", "b")],
+)
+_spec(
+    RequestPreVoteRequest,
+    [
+        *_HEADER,
+        ("Term", "term", "u"),
+        ("LastLogIndex", "last_log_index", "u"),
+        ("LastLogTerm", "last_log_term", "u"),
+    ],
+)
+_spec(RequestPreVoteResponse, [*_HEADER, ("Term", "term", "u"), ("Granted", "granted", "b")])
+_ISR = _spec(
+    InstallSnapshotRequest,
+    [
+        *_HEADER,
+        ("SnapshotVersion", "snapshot_version", "i"),
+        ("Term", "term", "u"),
+        ("Leader", "leader", "y"),
+        ("LastLogIndex", "last_log_index", "u"),
+        ("LastLogTerm", "last_log_term", "u"),
+        ("Peers", "peers", "y"),
+        ("Configuration", "configuration", "y"),
+        ("ConfigurationIndex", "configuration_index", "u"),
+        ("Size", "size", "i"),
+    ],
+)
+_spec(InstallSnapshotResponse, [*_HEADER, ("Term", "term", "u"), ("Success", "success", "b")])
+_spec(TimeoutNowRequest, list(_HEADER))
+_spec(TimeoutNowResponse, list(_HEADER))
+_spec(
+    AddVoterRequest,
+    [
+        ("ServerId", "server_id", "s"),
+        ("ServerAddress", "server_address", "s"),
+        ("Timeout", "timeout", "i"),
+    ],
+)
+_spec(AddVoterResponse, [("Index", "index", "u")])
+_spec(RemoveServerRequest, [("ServerId", "server_id", "s"), ("Timeout", "timeout", "i")])
+_spec(RemoveServerResponse, [("Index", "index", "u")])
+_spec(ApplyRequest, [("Command", "command", "y"), ("Timeout", "timeout", "i")])
+_spec(
+    ApplyResponse, [("Index", "index", "u"), ("Response", "response", (_enc_opt_str, _dec_opt_str))]
+)
+_spec(
+    InstallSnapshotWithData,
+    [("Req", "req", _nested(lambda: _ISR)), ("Data", "data", "y")],
+)
+_spec(FsmSnapshot, [("State", "state", (_enc_state, _dec_state))])
+_INPUT = _spec(
+    Input, [("Key", "key", "s"), ("Op", "op", (_enc_op, _dec_op)), ("Value", "value", "y")]
+)
+_SPECS[Log] = _LOG_SPEC
+
+
+def _enc_response(v: Any, what: str) -> bytes:
+    if v is None:
+        return _NIL
+    return _encode_any(v, what)
+
+
+_RPC_REPLY_FIELDS: list[tuple[str, str, str | tuple[_Enc, _Dec]]] = [
+    ("Error", "error", "s"),
+    ("Response", "response", (_enc_response, lambda v, w: v)),
+    ("Retryable", "retryable", "b"),
+]
+_RPC_REPLY = _spec(RpcReply, _RPC_REPLY_FIELDS)
+
+
+# ------------------------------------------------------------ fast dict encoders
+
+
+def _fast_aer(m: AppendEntriesRequest) -> bytes | None:
+    if not _fits_fixint(m.protocol_version):
+        return None
+    entries = m.entries
+    return _pack(
+        {
+            "Addr": m.addr,
+            "Entries": None if entries is None else [_log_obj(e) for e in entries],
+            "ID": m.id,
+            "Leader": m.leader,
+            "LeaderCommitIndex": m.leader_commit_index,
+            "PrevLogEntry": m.prev_log_entry,
+            "PrevLogTerm": m.prev_log_term,
+            "ProtocolVersion": m.protocol_version,
+            "Term": m.term,
+        }
+    )
+
+
+def _fast_aep(m: AppendEntriesResponse) -> bytes | None:
+    if not _fits_fixint(m.protocol_version):
+        return None
+    return _pack(
+        {
+            "Addr": m.addr,
+            "ID": m.id,
+            "LastLog": m.last_log,
+            "NoRetryBackoff": m.no_retry_backoff,
+            "ProtocolVersion": m.protocol_version,
+            "Success": m.success,
+            "Term": m.term,
+        }
+    )
+
+
+def _fast_rvr(m: RequestVoteRequest) -> bytes | None:
+    if not _fits_fixint(m.protocol_version):
+        return None
+    return _pack(
+        {
+            "Addr": m.addr,
+            "Candidate": m.candidate,
+            "ID": m.id,
+            "LastLogIndex": m.last_log_index,
+            "LastLogTerm": m.last_log_term,
+            "LeadershipTransfer": m.leadership_transfer,
+            "ProtocolVersion": m.protocol_version,
+            "Term": m.term,
+        }
+    )
+
+
+def _fast_rvp(m: RequestVoteResponse) -> bytes | None:
+    if not _fits_fixint(m.protocol_version):
+        return None
+    return _pack(
+        {
+            "Addr": m.addr,
+            "Granted": m.granted,
+            "ID": m.id,
+            "Peers": m.peers,
+            "ProtocolVersion": m.protocol_version,
+            "Term": m.term,
+        }
+    )
+
+
+def _fast_log(m: Log) -> bytes | None:
+    return _pack(_log_obj(m))
+
+
+def _fast_input(m: Input) -> bytes | None:
+    if not _fits_fixint(m.op):
+        return None
+    return _pack({"Key": m.key.encode(), "Op": int(m.op), "Value": m.value})
+
+
+_FAST: dict[type[Any], Callable[[Any], bytes | None]] = {
+    AppendEntriesRequest: _fast_aer,
+    AppendEntriesResponse: _fast_aep,
+    RequestVoteRequest: _fast_rvr,
+    RequestVoteResponse: _fast_rvp,
+    Log: _fast_log,
+    Input: _fast_input,
+}
+
+
+def _check_fast_types(obj: Any, cls: type[Any]) -> None:
+    # The dict path trusts msgpack with the field values; reject what it would write
+    # in a form Go cannot read back (negative or oversized unsigned fields, wrong types).
+    spec = _SPECS[cls]
+    w = spec.name
+    for _, go, attr, enc, _ in spec.fields:
+        enc(getattr(obj, attr), f"{w}.{go.decode()}")
+
+
+def _encode_any(obj: Any, what: str | None = None) -> bytes:
+    cls = type(obj)
+    spec = _SPECS.get(cls)
+    if spec is None:
+        raise CodecError(f"cannot encode a {cls.__name__}")
+    fast = _FAST.get(cls)
+    if fast is not None:
+        try:
+            out = fast(obj)
+        except CodecError:
+            raise
+        except Exception:
+            out = None
+        if out is not None:
+            return out
+    return spec.encode(obj, what)
+
+
+def encode_msgpack(obj: Any) -> bytes:
+    """Encode a message as the Go reference does (see the module docstring).
+
+    Accepts the raft.commands RPC dataclasses, raft.log.Log, state.api.Input and the
+    dataclasses of state.raft.messages. Raises CodecError for anything else or for a
+    field value outside its Go type's range.
+    """
+    try:
+        out = _encode_any(obj)
+    except CodecError:
+        raise
+    except Exception as e:
+        raise CodecError(f"{type(obj).__name__} does not encode: {e}") from e
+    return out
+
+
+def _validate_for_encode(obj: Any) -> None:
+    """Check every field of a message against its Go type (used by tests and debugging)."""
+    _check_fast_types(obj, type(obj))
+
+
+# ------------------------------------------------------------------- decoding
+
+
+def _unpack(data: Any, what: str) -> Any:
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise CodecError(f"{what}: expected bytes, got {type(data).__name__}")
+    try:
+        return _unpackb(data, raw=True, strict_map_key=True)
+    except Exception as e:  # msgpack raises several unrelated types
+        raise CodecError(f"{what} does not decode: {e}") from e
+
+
+def _decode_obj(obj: Any, cls: type[T], what: str) -> T:
+    spec = _SPECS.get(cls)
+    if spec is None:
+        raise CodecError(f"cannot decode into a {getattr(cls, '__name__', cls)!r}")
+    try:
+        if cls is Log:
+            if obj is None:
+                return cast(T, Log(index=0, term=0))
+            return cast(T, _dec_log(obj, what))
+        return cast(T, spec.decode(obj, what))
+    except CodecError:
+        raise
+    except Exception as e:
+        raise CodecError(f"{what} does not decode: {e}") from e
+
+
+def decode_msgpack(data: bytes, cls: type[T]) -> T:
+    """Decode ``data`` into an instance of ``cls`` (a type ``encode_msgpack`` accepts).
+
+    For RpcReply use :func:`decode_rpc_reply`, which knows the payload type.
+    """
+    name = getattr(cls, "__name__", "message")
+    return _decode_obj(_unpack(data, name), cls, name)
+
+
+def decode_msgpack_from_reader(reader: IO[bytes], cls: type[T]) -> T:
+    """Decode one message of type ``cls`` from a binary stream (e.g. an FSM snapshot)."""
+    name = getattr(cls, "__name__", "message")
+    try:
+        unpacker = msgpack.Unpacker(reader, raw=True, strict_map_key=True, max_buffer_size=0)
+        obj = unpacker.unpack()
+    except Exception as e:
+        raise CodecError(f"{name} does not decode from stream: {e}") from e
+    return _decode_obj(obj, cls, name)
+
+
+def decode_rpc_reply(data: bytes, response_cls: type[Any]) -> RpcReply:
+    """Decode the reply envelope {Error, Response, Retryable} with a typed Response."""
+    obj = _unpack(data, "RpcReply")
+    try:
+        d = _map(obj, "RpcReply") if obj is not None else {}
+        g = d.get
+        raw_resp = g(b"Response")
+        response = (
+            None if raw_resp is None else _decode_obj(raw_resp, response_cls, "RpcReply.Response")
+        )
+        return RpcReply(
+            error=_str(g(b"Error"), "RpcReply.Error"),
+            response=response,
+            retryable=_bool(g(b"Retryable"), "RpcReply.Retryable"),
+        )
+    except CodecError:
+        raise
+    except Exception as e:
+        raise CodecError(f"RpcReply does not decode: {e}") from e

@@ -1,0 +1,321 @@
+"""RaftStore: a member's Raft log, stable store and snapshots on the store service.
+
+``RaftStore(location)`` keeps the log and the stable store in one key-value store (the
+``sqlite`` engine in ``<location>/store``, or the memory engine when ``location`` is
+empty) and snapshots in a FileSnapshotStore under ``<location>/snapshots`` keeping 2 (or
+an in-memory snapshot store keeping the latest).
+
+Keys: log entries under ``b"L"`` + the index as 8 bytes big-endian, so the store's byte
+order is index order; stable-store keys under ``b"S"`` + the key. Entries are stored
+in the codec's Log form (the msgpack hashicorp/raft's Go encoder writes). ``store_logs``
+is one durable transaction. First and last index are cached in memory.
+
+Membership-change observers are fed from configuration entries as they are stored,
+as the reference does: a new first observer gets the current members (from the
+configuration provider) as joined; later observers get the members known so far; then
+every observer gets each server that appears (joined) or disappears (left) in a stored
+configuration entry, deduplicated by server id.
+
+All methods are thread-safe; the Raft node calls them from a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import threading
+from collections.abc import Callable, Sequence
+from typing import Union
+
+from ddastate.raft.configuration import Configuration, ConfigurationError, decode_configuration
+from ddastate.raft.errors import KeyNotFoundError, LogNotFoundError
+from ddastate.raft.log import Log, LogType
+from ddastate.raft.snapshot_file import FileSnapshotStore
+from ddastate.raft.snapshot_inmem import InmemSnapshotStore
+from ddastate.state.api import MembershipChange
+from ddastate.store import MemoryStore, SqliteStore, Store, WriteBatch
+
+from .codec import CodecError, decode_log, encode_log
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "RETAIN_SNAPSHOTS",
+    "LogRecordError",
+    "MembershipSink",
+    "RaftStore",
+    "StableRecordError",
+]
+
+RETAIN_SNAPSHOTS = 2
+MAX_INDEX = 0xFFFF_FFFF_FFFF_FFFF
+
+_LOG = b"L"
+_LOG_END = b"M"
+_STABLE = b"S"
+
+MembershipSink = Union["asyncio.Queue[MembershipChange]", Callable[[MembershipChange], None]]
+ConfigurationProvider = Callable[[], Configuration | None]
+
+
+class LogRecordError(CodecError):
+    """A stored log record does not decode (or holds another index); names the index."""
+
+    def __init__(self, index: int, reason: str) -> None:
+        super().__init__(f"log record at index {index} is damaged: {reason}")
+        self.index = index
+
+
+class StableRecordError(CodecError):
+    """A stable-store value is not what it must be (e.g. not 8 bytes for a uint64)."""
+
+
+def _log_key(index: int) -> bytes:
+    if type(index) is not int or not 0 <= index <= MAX_INDEX:
+        raise ValueError(f"log index {index!r} is not a uint64")
+    return _LOG + index.to_bytes(8, "big")
+
+
+def _put(queue: asyncio.Queue[MembershipChange], change: MembershipChange) -> None:
+    try:
+        queue.put_nowait(change)
+    except asyncio.QueueFull:
+        log.warning("membership observer queue full; dropped %s", change)
+
+
+class _Observer:
+    __slots__ = ("deliver",)
+
+    def __init__(self, sink: MembershipSink, loop: asyncio.AbstractEventLoop | None) -> None:
+        if isinstance(sink, asyncio.Queue):
+            if loop is None:
+                try:
+                    loop = asyncio.get_running_loop()
+                except RuntimeError:
+                    raise ValueError(
+                        "a queue membership observer needs an event loop: add it from a "
+                        "coroutine or pass loop="
+                    ) from None
+            q, lp = sink, loop
+
+            def deliver(change: MembershipChange) -> None:
+                try:
+                    lp.call_soon_threadsafe(_put, q, change)
+                except RuntimeError:
+                    log.debug("membership observer loop closed; dropped %s", change)
+
+        else:
+            fn = sink
+
+            def deliver(change: MembershipChange) -> None:
+                try:
+                    fn(change)
+                except Exception:
+                    log.exception("membership observer callback failed")
+
+        self.deliver = deliver
+
+
+class RaftStore:
+    """LogStore and StableStore of a member, plus its snapshot store."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+        self._kv: Store
+        if location:
+            self._kv = SqliteStore(os.path.join(location, "store"))
+            try:
+                self.snapshot_store: FileSnapshotStore | InmemSnapshotStore = FileSnapshotStore(
+                    os.path.join(location, "snapshots"), retain=RETAIN_SNAPSHOTS
+                )
+            except BaseException:
+                self._kv.close()
+                raise
+        else:
+            self._kv = MemoryStore()
+            self.snapshot_store = InmemSnapshotStore()
+        self._lock = threading.Lock()
+        self._first = 0
+        self._last = 0
+        self._load_bounds()
+        self._obs_lock = threading.Lock()
+        self._observers: dict[int, _Observer] = {}
+        self._next_observer_id = 0
+        self._member_ids: dict[str, None] = {}
+
+    # ------------------------------------------------------------------ helpers
+
+    @property
+    def kv(self) -> Store:
+        """The underlying key-value store."""
+        return self._kv
+
+    def _load_bounds(self) -> None:
+        first = next(self._kv.scan_range(_LOG, _LOG_END, limit=1), None)
+        last = next(self._kv.scan_range_reverse(_LOG, _LOG_END, limit=1), None)
+        self._first = 0 if first is None else int.from_bytes(first[0][1:], "big")
+        self._last = 0 if last is None else int.from_bytes(last[0][1:], "big")
+
+    # ---------------------------------------------------------------- LogStore
+
+    def first_index(self) -> int:
+        """The first index stored, 0 for an empty log."""
+        return self._first
+
+    def last_index(self) -> int:
+        """The last index stored, 0 for an empty log."""
+        return self._last
+
+    def get_log(self, index: int) -> Log:
+        """The entry at ``index``; LogNotFoundError if absent, LogRecordError if damaged."""
+        raw = self._kv.get(_log_key(index))
+        if raw is None:
+            raise LogNotFoundError()
+        try:
+            entry = decode_log(raw)
+        except CodecError as e:
+            raise LogRecordError(index, str(e)) from e
+        if entry.index != index:
+            raise LogRecordError(index, f"record holds index {entry.index}")
+        return entry
+
+    def store_log(self, entry: Log) -> None:
+        """Store one entry durably."""
+        self.store_logs((entry,))
+
+    def store_logs(self, logs: Sequence[Log]) -> None:
+        """Store entries durably in one transaction (gaps allowed, as in hashicorp)."""
+        if not logs:
+            return
+        pairs = [(_log_key(e.index), encode_log(e)) for e in logs]
+        lo = min(e.index for e in logs)
+        hi = max(e.index for e in logs)
+        with self._lock:
+            self._kv.set_many(pairs)
+            if self._first == 0 or lo < self._first:
+                self._first = lo
+            if hi > self._last:
+                self._last = hi
+        for e in logs:
+            if e.type == LogType.CONFIGURATION:
+                self._on_configuration(e)
+
+    def delete_range(self, min_index: int, max_index: int) -> None:
+        """Delete entries with ``min_index <= index <= max_index`` (max may be 2**64-1)."""
+        start = _log_key(min_index)
+        end = _LOG_END if max_index >= MAX_INDEX else _log_key(max_index + 1)
+        with self._lock:
+            self._kv.write(WriteBatch().delete_range(start, end))
+            self._load_bounds()
+
+    # ------------------------------------------------------------- StableStore
+
+    def set(self, key: bytes, value: bytes) -> None:
+        self._kv.set(_STABLE + key, value)
+
+    def get(self, key: bytes) -> bytes:
+        """The value of ``key``; KeyNotFoundError ("not found") if absent."""
+        v = self._kv.get(_STABLE + key)
+        if v is None:
+            raise KeyNotFoundError()
+        return v
+
+    def set_uint64(self, key: bytes, value: int) -> None:
+        if type(value) is not int or not 0 <= value <= MAX_INDEX:
+            raise ValueError(f"stable value for {key!r} is not a uint64: {value!r}")
+        self._kv.set(_STABLE + key, value.to_bytes(8, "big"))
+
+    def get_uint64(self, key: bytes) -> int:
+        """The value of ``key``; KeyNotFoundError ("not found") if absent."""
+        v = self.get(key)
+        if len(v) != 8:
+            raise StableRecordError(f"stable value for {key!r} is {len(v)} bytes, not 8")
+        return int.from_bytes(v, "big")
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def close(self, remove_storage: bool = False) -> None:
+        """Close the store; with ``remove_storage`` delete its files and snapshots."""
+        self._kv.close()
+        if remove_storage and self.location:
+            shutil.rmtree(os.path.join(self.location, "store"), ignore_errors=True)
+            shutil.rmtree(os.path.join(self.location, "snapshots"), ignore_errors=True)
+            try:
+                os.rmdir(self.location)
+            except OSError:
+                pass  # not empty: other files live there
+
+    def __enter__(self) -> RaftStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------- membership observers
+
+    def add_membership_change_observer(
+        self,
+        sink: MembershipSink,
+        configuration_provider: ConfigurationProvider,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> int:
+        """Register an observer of members joining and leaving; returns its id.
+
+        ``sink`` is an asyncio.Queue (fed thread-safely on ``loop``, by default the
+        running loop) or a callable (called from the storing thread; keep it quick).
+        The first observer gets the members of ``configuration_provider()`` as joined,
+        later ones the members known so far. If the provider fails, the observer is
+        not registered (logged), as in the reference.
+        """
+        obs = _Observer(sink, loop)
+        with self._obs_lock:
+            self._next_observer_id += 1
+            oid = self._next_observer_id
+            if not self._observers:
+                try:
+                    cfg = configuration_provider()
+                except Exception:
+                    log.exception("configuration could not be retrieved for membership changes")
+                    return oid
+                for s in cfg.servers if cfg is not None else ():
+                    if s.id not in self._member_ids:
+                        self._member_ids[s.id] = None
+                        obs.deliver(MembershipChange(id=s.id, joined=True))
+            else:
+                for mid in self._member_ids:
+                    obs.deliver(MembershipChange(id=mid, joined=True))
+            self._observers[oid] = obs
+        return oid
+
+    def remove_membership_change_observer(self, observer_id: int) -> None:
+        """Deregister an observer (a queue is not closed)."""
+        with self._obs_lock:
+            self._observers.pop(observer_id, None)
+            if not self._observers:
+                self._member_ids.clear()
+
+    def _on_configuration(self, entry: Log) -> None:
+        with self._obs_lock:
+            if not self._observers:
+                return
+        try:
+            cfg = decode_configuration(entry.data)
+        except ConfigurationError as e:
+            log.error("configuration entry %d does not decode: %s", entry.index, e)
+            return
+        ids = [s.id for s in cfg.servers]
+        with self._obs_lock:
+            if not self._observers:
+                return
+            current = set(ids)
+            for mid in [m for m in self._member_ids if m not in current]:
+                del self._member_ids[mid]
+                for o in self._observers.values():
+                    o.deliver(MembershipChange(id=mid, joined=False))
+            for sid in ids:
+                if sid not in self._member_ids:
+                    self._member_ids[sid] = None
+                    for o in self._observers.values():
+                        o.deliver(MembershipChange(id=sid, joined=True))

@@ -1,0 +1,224 @@
+"""SQLite engine: one database file in a directory, WAL journal, ``synchronous=FULL``.
+
+Every commit ends with an fsync of the write-ahead log, so a write that returned is on
+disk. The directory holds ``store.sqlite`` (plus SQLite's ``-wal`` and ``-shm`` files)
+and a ``LOCK`` file that the owning process holds with ``flock``: opening a location
+that another live process holds fails with StoreLockedError instead of sharing it.
+The kernel drops the lock when the process dies, so a crashed owner never blocks a restart.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+
+from .api import Store, StoreClosedError, StoreError, StoreLockedError, WriteBatch, _check_kv
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "store.sqlite"
+LOCK_NAME = "LOCK"
+_CHUNK = 256
+
+_SET = "INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)"
+
+
+class SqliteStore(Store):
+    """A durable key-value store in ``<location>/store.sqlite``."""
+
+    engine = "sqlite"
+
+    def __init__(self, location: str) -> None:
+        if not location:
+            raise StoreError("sqlite store needs a directory location")
+        self.location = os.path.abspath(location)
+        try:
+            os.makedirs(self.location, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create store directory {self.location!r}: {e}") from e
+        self._lock_fd = self._acquire_lock()
+        self._lock = threading.Lock()
+        self._closed = False
+        path = os.path.join(self.location, DB_NAME)
+        try:
+            # Implicit transactions (the sqlite3 default): a write statement opens one and
+            # commit() ends it, so set_many is executemany + commit: one fsync.
+            self._db = sqlite3.connect(path, check_same_thread=False, cached_statements=64)
+            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"store {path!r}: cannot switch to WAL journal (got {mode})")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY NOT NULL, v BLOB NOT NULL) "
+                "WITHOUT ROWID"
+            )
+            self._db.commit()
+        except sqlite3.Error as e:
+            self._release_lock()
+            raise StoreError(f"cannot open store {path!r}: {e}") from e
+        except StoreError:
+            self._release_lock()
+            raise
+
+    # ----------------------------------------------------------------- locking
+
+    def _acquire_lock(self) -> int:
+        path = os.path.join(self.location, LOCK_NAME)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise StoreError(f"cannot open lock file {path!r}: {e}") from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            holder = ""
+            try:
+                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            except OSError:
+                pass
+            os.close(fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                who = f" (pid {holder})" if holder else ""
+                raise StoreLockedError(
+                    f"store location {self.location!r} is in use by another process{who}"
+                ) from None
+            raise StoreError(f"cannot lock {path!r}: {e}") from e
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass  # the pid is informational only
+        return fd
+
+    def _release_lock(self) -> None:
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        finally:
+            os.close(self._lock_fd)
+
+    # ------------------------------------------------------------------- engine
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _fail(self, what: str, e: sqlite3.Error) -> StoreError:
+        return StoreError(f"store {self.location!r}: {what} failed: {e}")
+
+    def get(self, key: bytes) -> bytes | None:
+        with self._lock:
+            if self._closed:
+                raise StoreClosedError(f"store {self.location!r} is closed")
+            try:
+                row = self._db.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
+            except sqlite3.Error as e:
+                raise self._fail("get", e) from e
+        return None if row is None else bytes(row[0])
+
+    def set_many(self, items: Iterable[tuple[bytes, bytes]]) -> None:
+        pairs = items if isinstance(items, (list, tuple)) else list(items)
+        for k, v in pairs:
+            _check_kv(k, v)
+        with self._lock:
+            if self._closed:
+                raise StoreClosedError(f"store {self.location!r} is closed")
+            db = self._db
+            try:
+                db.executemany(_SET, pairs)
+                db.commit()
+            except sqlite3.Error as e:
+                self._rollback()
+                raise self._fail("set", e) from e
+
+    def write(self, batch: WriteBatch) -> None:
+        with self._lock:
+            if self._closed:
+                raise StoreClosedError(f"store {self.location!r} is closed")
+            db = self._db
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                for op, a, b in batch.ops:
+                    if op == "set":
+                        db.execute(_SET, (a, b))
+                    elif op == "delete":
+                        db.execute("DELETE FROM kv WHERE k = ?", (a,))
+                    else:
+                        self._exec_delete_range(a, b)
+                db.commit()
+            except sqlite3.Error as e:
+                self._rollback()
+                raise self._fail("write", e) from e
+
+    def _exec_delete_range(self, start: bytes | None, end: bytes | None) -> None:
+        if start is None and end is None:
+            self._db.execute("DELETE FROM kv")
+        elif start is None:
+            self._db.execute("DELETE FROM kv WHERE k < ?", (end,))
+        elif end is None:
+            self._db.execute("DELETE FROM kv WHERE k >= ?", (start,))
+        else:
+            self._db.execute("DELETE FROM kv WHERE k >= ? AND k < ?", (start, end))
+
+    def _rollback(self) -> None:
+        try:
+            self._db.rollback()
+        except sqlite3.Error:
+            log.exception("store %s: rollback failed", self.location)
+
+    def _scan(
+        self, start: bytes | None, end: bytes | None, reverse: bool, limit: int | None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        remaining = limit
+        lo, hi = start, end
+        lo_incl = True
+        order = "DESC" if reverse else "ASC"
+        while remaining is None or remaining > 0:
+            n = _CHUNK if remaining is None else min(_CHUNK, remaining)
+            cond: list[str] = []
+            args: list[object] = []
+            if lo is not None:
+                cond.append("k >= ?" if lo_incl else "k > ?")
+                args.append(lo)
+            if hi is not None:
+                cond.append("k < ?")
+                args.append(hi)
+            where = (" WHERE " + " AND ".join(cond)) if cond else ""
+            sql = f"SELECT k, v FROM kv{where} ORDER BY k {order} LIMIT ?"
+            args.append(n)
+            with self._lock:
+                if self._closed:
+                    raise StoreClosedError(f"store {self.location!r} is closed")
+                try:
+                    rows = self._db.execute(sql, args).fetchall()
+                except sqlite3.Error as e:
+                    raise self._fail("scan", e) from e
+            if not rows:
+                return
+            for k, v in rows:
+                yield bytes(k), bytes(v)
+            if remaining is not None:
+                remaining -= len(rows)
+            if reverse:
+                hi = bytes(rows[-1][0])
+            else:
+                lo = bytes(rows[-1][0])
+                lo_incl = False
+            if len(rows) < n:
+                return
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                self._db.close()
+            except sqlite3.Error:
+                log.exception("store %s: close failed", self.location)
+            finally:
+                self._release_lock()
