@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ddastate import __version__
-from ddastate.apis.grpc.address import AddressError
+from ddastate.apis.grpc.address import AddressError, parse_address
 from ddastate.apis.grpc.server import DEFAULT_MAX_VALUE_SIZE, GrpcServeError, GrpcServer
 from ddastate.apis.grpc.status import StatusInfo, StatusSource
 from ddastate.cli import CliError
@@ -78,6 +78,13 @@ def load_config(path: Path) -> Any:
             f"expected a positive integer, got {max_size!r}",
             EXIT_CONFIG,
         )
+    if not grpc_cfg.disabled:
+        try:
+            parse_address(grpc_cfg.address)
+        except AddressError as exc:
+            raise CliError(
+                f"configuration error in {path}: apis.grpc.address: {exc}", EXIT_CONFIG
+            ) from None
     if not cfg.services.state.disabled and cfg.services.com.disabled:
         raise CliError(
             f"configuration error in {path}: services.state needs services.com "
@@ -132,9 +139,6 @@ class Sidecar:
             cfg.identity.name,
             cfg.cluster,
         )
-        state_enabled = not cfg.services.state.disabled
-        if state_enabled:
-            self.state = importlib.import_module("ddastate.state.raft").RaftBinding()
         if not cfg.apis.grpc.disabled:
             try:
                 self.server = GrpcServer(
@@ -155,6 +159,10 @@ class Sidecar:
             except GrpcServeError as exc:
                 raise CliError(f"gRPC server: {exc}", EXIT_STARTUP) from None
             log.info("gRPC: bound %s", bound.text if bound.unix else bound.bind_target)
+        if not cfg.services.state.disabled:
+            self.state = importlib.import_module("ddastate.state.raft").RaftBinding()
+            if self.server is not None:
+                self.server.state_servicer.set_state(self.state)
         else:
             log.info("gRPC: disabled (apis.grpc.disabled)")
 

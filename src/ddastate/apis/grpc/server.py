@@ -125,6 +125,10 @@ class StateServicer(state_pb2_grpc.StateServiceServicer):
         self._max_value_size = max_value_size
         self._propose_timeout = propose_timeout
 
+    def set_state(self, state: StateApi | None) -> None:
+        """Attach the state binding (the sidecar creates it after claiming its address)."""
+        self._state = state
+
     async def _require_state(self, context: grpc.aio.ServicerContext) -> StateApi:
         if self._state is None:
             await context.abort(

@@ -1,0 +1,41 @@
+"""Parsing of gRPC addresses as written in apis.grpc.address."""
+
+from __future__ import annotations
+
+import pytest
+
+from ddastate.apis.grpc.address import AddressError, parse_address
+
+
+@pytest.mark.parametrize(
+    ("text", "bind", "dial"),
+    [
+        (":8900", "[::]:8900", "localhost:8900"),
+        ("127.0.0.1:9000", "127.0.0.1:9000", "127.0.0.1:9000"),
+        ("0.0.0.0:1", "0.0.0.0:1", "localhost:1"),
+        ("localhost:0", "localhost:0", "localhost:0"),
+        ("[::1]:8900", "[::1]:8900", "[::1]:8900"),
+        ("unix:/tmp/dda.sock", "unix:/tmp/dda.sock", "unix:/tmp/dda.sock"),
+        ("unix:rel/dda.sock", "unix:rel/dda.sock", "unix:rel/dda.sock"),
+        ("unix:///tmp/x.sock", "unix:/tmp/x.sock", "unix:/tmp/x.sock"),
+    ],
+)
+def test_parse(text: str, bind: str, dial: str) -> None:
+    a = parse_address(text)
+    assert a.bind_target == bind
+    assert a.dial_target == dial
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("", "empty"),
+        ("8900", "expected host:port"),
+        ("host:http", "not a number"),
+        (":70000", "out of range"),
+        ("unix:", "path is empty"),
+    ],
+)
+def test_bad_addresses_name_the_problem(text: str, fragment: str) -> None:
+    with pytest.raises(AddressError, match=fragment):
+        parse_address(text)
