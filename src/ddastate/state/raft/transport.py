@@ -1,4 +1,3 @@
-# ruff: noqa: ASYNC109  (timeouts are per-request deadlines handed to the com layer)
 """RaftTransport: the consensus library's Transport over the DDA communication API.
 
 Wire protocol (WIRE.md section 2): every Raft request is an Action in scope ``sta``.
@@ -190,6 +189,7 @@ class RaftTransport:
         self._lfw_handler: Callable[[LfwRPC], None] | None = None
         self._lfw_gate: Callable[[], bool] | None = None
         self._heartbeat: Callable[[RPC], None] | None = None
+        self._rpc_handler: Callable[[RPC], None] | None = None
         self._closed = False
         self._subs: list[Subscription[ActionWithCallback]] = []
         self._rpc_type = RPC_TYPE_PREFIX + local_addr
@@ -258,6 +258,10 @@ class RaftTransport:
 
     def set_heartbeat_handler(self, handler: Callable[[RPC], None] | None) -> None:
         self._heartbeat = handler
+
+    def set_rpc_handler(self, handler: Callable[[RPC], None] | None) -> None:
+        """Deliver non-heartbeat RPCs by direct call (in arrival order) instead of the queue."""
+        self._rpc_handler = handler
 
     def encode_peer(self, server_id: str, addr: str) -> bytes:
         return addr.encode()
@@ -380,23 +384,23 @@ class RaftTransport:
                 if self._heartbeat is not None and ae.is_heartbeat():
                     self._heartbeat(rpc)
                 else:
-                    self._consumer.put_nowait(rpc)
+                    self._dispatch(rpc)
             elif op == OP_REQUEST_VOTE:
                 rpc = RPC(codec.decode_msgpack(params, RequestVoteRequest))
-                self._consumer.put_nowait(rpc)
+                self._dispatch(rpc)
             elif op == OP_INSTALL_SNAPSHOT:
                 isd = codec.decode_msgpack(params, InstallSnapshotWithData)
                 if isd.req is None:
                     raise codec.CodecError("InstallSnapshot request without Req")
                 blob = isd.data or b""
                 rpc = RPC(isd.req, reader=io.BytesIO(blob))
-                self._consumer.put_nowait(rpc)
+                self._dispatch(rpc)
             elif op == OP_TIMEOUT_NOW:
                 rpc = RPC(codec.decode_msgpack(params, TimeoutNowRequest))
-                self._consumer.put_nowait(rpc)
+                self._dispatch(rpc)
             elif op == OP_PRE_VOTE and self.can_prevote:
                 rpc = RPC(codec.decode_msgpack(params, RequestPreVoteRequest))
-                self._consumer.put_nowait(rpc)
+                self._dispatch(rpc)
             else:
                 logger.warning(
                     "unknown rpc operation %r from %s dropped: %s", op, action.source, _hex(params)
@@ -409,6 +413,13 @@ class RaftTransport:
             self._reply(awc, RpcReply(error=str(e), response=None, retryable=False))
             return
         rpc.response.add_done_callback(lambda f: self._on_rpc_done(awc, f))
+
+    def _dispatch(self, rpc: RPC) -> None:
+        h = self._rpc_handler
+        if h is not None:
+            h(rpc)
+        else:
+            self._consumer.put_nowait(rpc)
 
     def _on_rpc_done(self, awc: ActionWithCallback, fut: asyncio.Future[Response]) -> None:
         if self._closed or fut.cancelled():
