@@ -25,14 +25,14 @@ def node_status(node: Any, *, id: str, name: str = "", cluster: str = "") -> Sta
     """A StatusInfo from a ``ddastate.raft.Raft`` node (cheap, synchronous)."""
     _addr, leader_id = node.leader()
     servers: tuple[Any, ...] = ()
-    latest = getattr(node, "latest_configuration", None)
-    if callable(latest):
+    for holder in (node, getattr(node, "_core", None)):
+        latest = getattr(holder, "latest_configuration", None)
         with contextlib.suppress(Exception):
-            servers = tuple(latest().servers)
-    if not servers:
-        with contextlib.suppress(Exception):
-            core = node._core
-            servers = tuple(core.configurations.latest.servers)
+            if callable(latest):
+                latest = latest()
+            if latest is not None:
+                servers = tuple(latest.servers)
+                break
     members = tuple(
         MemberInfo(str(s.id), _suffrage(s), str(s.id) == str(leader_id)) for s in servers
     )
