@@ -333,7 +333,8 @@ class RaftBinding:
         req = AddVoterRequest(server_id=self._id, server_address=self._id, timeout=0)
         while True:
             try:
-                await transport.lfw_add_voter(req, self._opts.lfw_timeout)
+                resp = await transport.lfw_add_voter(req, self._opts.lfw_timeout)
+                await self._catch_up(resp.index)
                 return
             except TimeoutError:
                 logger.debug("no leader answered the join request; retrying")
@@ -349,6 +350,27 @@ class RaftBinding:
                 else:
                     raise
             await asyncio.sleep(RETRY_DELAY)
+
+    async def _catch_up(self, index: int) -> None:
+        """Wait (up to startupTimeout) until this member applied the log up to ``index``.
+
+        So that a member that just joined observes the group's current state, not the
+        empty state it started with followed by the history.
+        """
+        raft = self._raft
+        if raft is None:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._opts.startup_timeout
+        while raft.applied_index() < index:
+            if loop.time() >= deadline or raft.state is RaftState.SHUTDOWN:
+                logger.warning(
+                    "joined, but not caught up to index %d within startupTimeout (applied %d)",
+                    index,
+                    raft.applied_index(),
+                )
+                return
+            await asyncio.sleep(0.005)
 
     async def close(self) -> None:
         """Leave the group (the leader removes itself; a follower asks the leader); keep storage."""
