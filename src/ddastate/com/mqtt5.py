@@ -155,6 +155,7 @@ class Mqtt5Binding(BindingCore):
         self._ever_connected = False
         self._suback: dict[int, asyncio.Future[tuple[int, ...]]] = {}
         self._connected_event: asyncio.Event | None = None
+        self._disconnected_event: asyncio.Event | None = None
         self._disconnected_at: float | None = None
         #: seconds from connection loss to CONNACK, for each reconnect
         self.reconnect_durations: list[float] = []
@@ -172,6 +173,12 @@ class Mqtt5Binding(BindingCore):
         if self._connected_event is None:
             raise ComNotOpenError("binding is not open")
         await asyncio.wait_for(self._connected_event.wait(), timeout)
+
+    async def wait_disconnected(self, timeout: float | None = None) -> None:
+        """Wait until the broker connection is lost."""
+        if self._disconnected_event is None:
+            raise ComNotOpenError("binding is not open")
+        await asyncio.wait_for(self._disconnected_event.wait(), timeout)
 
     async def open(self, cfg: Config, timeout: float | None = None) -> None:
         """Connect to the broker of ``cfg.services.com.url`` and subscribe response topics.
@@ -208,6 +215,7 @@ class Mqtt5Binding(BindingCore):
         client._package_handler._handle_publish_packet = self._handle_publish_packet
         self._client = client
         self._connected_event = asyncio.Event()
+        self._disconnected_event = asyncio.Event()
 
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -283,6 +291,8 @@ class Mqtt5Binding(BindingCore):
         self._connected = True
         if self._connected_event is not None:
             self._connected_event.set()
+        if self._disconnected_event is not None:
+            self._disconnected_event.clear()
         if self._ever_connected:
             if self._disconnected_at is not None:
                 dt = time.monotonic() - self._disconnected_at
@@ -304,6 +314,8 @@ class Mqtt5Binding(BindingCore):
         self._connected = False
         if self._connected_event is not None:
             self._connected_event.clear()
+        if self._disconnected_event is not None:
+            self._disconnected_event.set()
         for fut in self._suback.values():
             if not fut.done():
                 fut.set_exception(ComNotConnectedError("connection lost before SUBACK"))

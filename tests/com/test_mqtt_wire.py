@@ -1,0 +1,167 @@
+"""Wire format of the MQTT 5 binding, seen by a plain MQTT client (WIRE.md section 1)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import pytest
+
+from ddastate.com.api import (
+    Action,
+    ActionResult,
+    ActionWithCallback,
+    Event,
+    Scope,
+    SubscriptionFilter,
+)
+from ddastate.com.mqtt5 import client_id_for, encode_publish
+from ddastate.config import Config
+
+from .plain import PlainClient
+
+pytestmark = [pytest.mark.mqtt, pytest.mark.timeout(60)]
+
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+async def test_event_action_and_result_on_the_wire(mqtt5_factory: Any) -> None:
+    plain = await PlainClient.connect(mqtt5_factory.broker.port)
+    try:
+        c = mqtt5_factory.cluster
+        a = await mqtt5_factory.open()
+        b = await mqtt5_factory.open()
+
+        await a.publish_event(Event("temp", "ev-1", "src-a", b"\x01\x02", "tm-1", "dt-1"))
+        ev = await plain.wait_for(lambda s: s.topic == f"{c}/com/evt/temp")
+        assert ev.payload == b"\x01\x02"
+        assert ev.user_properties == [
+            ("id", "ev-1"),
+            ("sr", "src-a"),
+            ("tm", "tm-1"),
+            ("dt", "dt-1"),
+        ]
+        assert ev.response_topic is None and ev.correlation_data is None
+        assert ev.retain == 0 and ev.qos == 0
+
+        # empty properties are still sent
+        await a.publish_event(Event("temp", "ev-2", "src-a"))
+        ev2 = await plain.wait_for(lambda s: s.user_properties[:1] == [("id", "ev-2")])
+        assert ev2.user_properties == [("id", "ev-2"), ("sr", "src-a"), ("tm", ""), ("dt", "")]
+        assert ev2.payload == b""
+
+        def answer(awc: ActionWithCallback) -> None:
+            awc.send(ActionResult("ctx-b", b"result", "application/octet-stream", 0))
+
+        await b.subscribe_action(
+            SubscriptionFilter(Scope.STA, "rpc" + b.identity()), handler=answer
+        )
+        typ = "rpc" + b.identity()
+        res = await a.request_action(Action(typ, "ae", a.identity(), b"params", ""), Scope.STA, 5)
+        assert res.data == b"result"
+
+        act = await plain.wait_for(lambda s: s.topic == f"{c}/sta/act/{typ}")
+        assert act.payload == b"params"
+        assert act.user_properties == [("id", "ae"), ("sr", a.identity()), ("dt", "")]
+        assert act.response_topic == f"{c}/sta/acr/{typ}/{a.identity()}"
+        assert act.correlation_data is not None and len(act.correlation_data) == 36
+        assert UUID_RE.match(act.correlation_data.decode())
+
+        acr = await plain.wait_for(lambda s: s.topic == act.response_topic)
+        assert acr.payload == b"result"
+        assert acr.user_properties == [
+            ("ct", "ctx-b"),
+            ("dt", "application/octet-stream"),
+            ("sq", "0"),
+        ]
+        assert acr.correlation_data == act.correlation_data
+        assert acr.response_topic is None
+    finally:
+        await plain.close()
+
+
+async def test_hand_made_action_is_answered(mqtt5_factory: Any) -> None:
+    """An Action in the reference's format from a foreign client gets its result."""
+    c = mqtt5_factory.cluster
+    plain = await PlainClient.connect(mqtt5_factory.broker.port, subscribe=f"{c}/sta/acr/#")
+    try:
+        b = await mqtt5_factory.open()
+        seen: list[Action] = []
+
+        def answer(awc: ActionWithCallback) -> None:
+            seen.append(awc.action)
+            for i in range(2):
+                awc.send(ActionResult("go-ctx", awc.action.params[::-1], "x", i))
+
+        await b.subscribe_action(SubscriptionFilter(Scope.STA, "lfw"), handler=answer)
+        corr = str(uuid.uuid4()).encode()
+        plain.publish(
+            f"{c}/sta/act/lfw",
+            b"\x81\xa7Command\xa1x",
+            user_property=[("id", "ap"), ("sr", "go-member"), ("dt", "")],
+            response_topic=f"{c}/sta/acr/lfw/go-member",
+            correlation_data=corr,
+        )
+        r0 = await plain.wait_for(lambda s: ("sq", "0") in s.user_properties)
+        r1 = await plain.wait_for(lambda s: ("sq", "1") in s.user_properties)
+        assert seen == [Action("lfw", "ap", "go-member", b"\x81\xa7Command\xa1x", "")]
+        for r, sq in ((r0, "0"), (r1, "1")):
+            assert r.topic == f"{c}/sta/acr/lfw/go-member"
+            assert r.correlation_data == corr
+            assert r.user_properties == [("ct", "go-ctx"), ("dt", "x"), ("sq", sq)]
+            assert r.payload == b"x\xa1dnammoC\xa7\x81"
+    finally:
+        await plain.close()
+
+
+async def test_shared_subscription_topic_and_no_local_flag(mqtt5_factory: Any) -> None:
+    """A shared subscription is `$share/<g>/<topic>`: a plain publish reaches it."""
+    c = mqtt5_factory.cluster
+    plain = await PlainClient.connect(mqtt5_factory.broker.port, subscribe=None)
+    try:
+        b = await mqtt5_factory.open(noLocal=True)
+        sub = await b.subscribe_event(SubscriptionFilter(Scope.COM, "job", "workers"))
+        plain.publish(
+            f"{c}/com/evt/job",
+            b"1",
+            user_property=[("id", "1"), ("sr", "p"), ("tm", ""), ("dt", "")],
+        )
+        e = await sub.get(5)
+        assert e == Event("job", "1", "p", b"1", "", "")
+    finally:
+        await plain.close()
+
+
+def test_client_id_rules() -> None:
+    cfg = Config()
+    cfg.identity.name = "DDA"
+    cfg.identity.id = "1234-abcd_.x"
+    assert client_id_for(cfg) == "DDA1234-abcd_.x"
+    cfg.services.com.opts["strictClientId"] = True
+    assert client_id_for(cfg) == "DDA12340abcd00x"
+    cfg.identity.id = str(uuid.UUID(int=0))
+    assert client_id_for(cfg) == "DDA00000000000000000000"
+    assert len(client_id_for(cfg)) == 23
+
+
+def test_encode_publish_matches_gmqtt() -> None:
+    """Our PUBLISH encoder writes the same bytes as gmqtt's generic one."""
+    from gmqtt.client import Message
+    from gmqtt.mqtt.package import PublishPacket
+
+    class _Proto:
+        proto_ver = 5
+
+    props = [("id", "x"), ("sr", "é"), ("dt", "")]
+    ours = encode_publish("a/b/c", b"payload" * 40, props, "a/r", b"corr")
+    msg = Message(
+        "a/b/c",
+        b"payload" * 40,
+        qos=0,
+        user_property=props,
+        response_topic="a/r",
+        correlation_data=b"corr",
+    )
+    _, theirs = PublishPacket.build_package(msg, _Proto())
+    assert ours == bytes(theirs)
