@@ -1,0 +1,184 @@
+"""Broker crash (SIGKILL) and restart on the same port during a stream of actions."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ddastate.com.api import (
+    Action,
+    ActionResult,
+    ActionWithCallback,
+    ComError,
+    ComNotConnectedError,
+    Event,
+    Scope,
+    SubscriptionFilter,
+)
+from ddastate.com.mqtt5 import ComConnectError, Mqtt5Binding
+from ddastate.config import Config
+from ddastate.testing.mosquitto import Mosquitto, free_port
+
+pytestmark = [pytest.mark.mqtt, pytest.mark.timeout(120)]
+
+REPORT = Path(os.environ.get("DDASTATE_REPORT_DIR", "/tmp")) / "ddastate-com-restart.json"
+
+
+def _cfg(broker: Mosquitto, cluster: str, **opts: Any) -> Config:
+    cfg = Config()
+    cfg.cluster = cluster
+    cfg.services.com.url = broker.url
+    cfg.services.com.opts.update(opts)
+    return cfg.validate()
+
+
+@pytest.mark.parametrize("qos", [0, 1])
+async def test_reconnect_after_broker_kill_and_stream_resumes(
+    mosquitto: Mosquitto, qos: int
+) -> None:
+    requester = Mqtt5Binding()
+    responder = Mqtt5Binding()
+    await requester.open(_cfg(mosquitto, "restart", qos=qos))
+    await responder.open(_cfg(mosquitto, "restart", qos=qos))
+    answered = 0
+
+    def answer(awc: ActionWithCallback) -> None:
+        nonlocal answered
+        answered += 1
+        awc.send(ActionResult("", awc.action.params))
+
+    await responder.subscribe_action(SubscriptionFilter(Scope.STA, "work"), handler=answer)
+    events = await responder.subscribe_event(SubscriptionFilter(Scope.COM, "ev"))
+
+    ok_before = asyncio.Event()
+    ok_after = asyncio.Event()
+    restarted = asyncio.Event()
+    stats = {"ok": 0, "ok_after": 0, "failed": 0, "not_connected": 0}
+
+    async def stream() -> None:
+        i = 0
+        while not ok_after.is_set():
+            i += 1
+            try:
+                r = await requester.request_action(
+                    Action("work", "n", requester.identity(), str(i).encode()), Scope.STA, 0.3
+                )
+                assert r.data == str(i).encode()
+                stats["ok"] += 1
+                if restarted.is_set():
+                    stats["ok_after"] += 1
+                if stats["ok"] >= 50:
+                    ok_before.set()
+                if stats["ok_after"] >= 50:
+                    ok_after.set()
+            except TimeoutError:
+                stats["failed"] += 1
+            except ComNotConnectedError:
+                stats["not_connected"] += 1
+                await requester.wait_connected(30)
+
+    task = asyncio.ensure_future(stream())
+    await asyncio.wait_for(ok_before.wait(), 30)
+
+    mosquitto.kill()  # SIGKILL: a crash, not a clean shutdown
+    await requester.wait_disconnected(10)
+    await responder.wait_disconnected(10)
+    assert not requester.connected
+
+    # while the broker is down: QoS 0 fails clearly, QoS 1 is kept for later
+    if qos == 0:
+        with pytest.raises(ComNotConnectedError):
+            await requester.publish_event(Event("ev", "down", "r"))
+    else:
+        own = await requester.subscribe_event(SubscriptionFilter(Scope.COM, "ev"))
+        await requester.publish_event(Event("ev", "down", "r"))
+
+    mosquitto.start()
+    t_up = time.monotonic()
+    await asyncio.gather(requester.wait_connected(10), responder.wait_connected(10))
+    reconnect_s = time.monotonic() - t_up
+    restarted.set()
+    await asyncio.wait_for(ok_after.wait(), 30)
+    await task
+
+    if qos == 1:
+        # the publication made while disconnected is delivered after reconnect
+        got = await own.get(10)
+        assert got.id == "down"
+        # subscriptions of both members were restored: a new event reaches the responder
+    await requester.publish_event(Event("ev", "after", "r"))
+    ids = []
+    while "after" not in ids:
+        ids.append((await events.get(10)).id)
+    assert ids[-1] == "after"
+
+    durations = requester.reconnect_durations + responder.reconnect_durations
+    report = {
+        "qos": qos,
+        "reconnect_after_broker_up_s": round(reconnect_s, 4),
+        "outage_to_reconnect_s": [round(d, 4) for d in durations],
+        **stats,
+    }
+    print("broker restart:", json.dumps(report))
+    try:
+        old = json.loads(REPORT.read_text()) if REPORT.exists() else {}
+        old[f"qos{qos}"] = report
+        REPORT.write_text(json.dumps(old, indent=1))
+    except (OSError, ValueError):
+        pass
+    # requirement of the issue: back within 2 s of the broker coming up
+    assert reconnect_s < 2.0, report
+    await requester.close()
+    await responder.close()
+
+
+async def test_subscribe_while_disconnected_is_restored(mosquitto: Mosquitto) -> None:
+    a = Mqtt5Binding()
+    await a.open(_cfg(mosquitto, "sub-down"))
+    mosquitto.kill()
+    await a.wait_disconnected(10)
+    sub = await a.subscribe_event(SubscriptionFilter(Scope.COM, "late"))
+    mosquitto.start()
+    await a.wait_connected(10)
+    # our own event comes back once the resubscription is in place (same connection order)
+    await a.publish_event(Event("late", "1", "a"))
+    assert (await sub.get(10)).id == "1"
+    await a.close()
+
+
+async def test_open_fails_clearly_without_broker() -> None:
+    cfg = Config()
+    cfg.services.com.url = f"tcp://127.0.0.1:{free_port()}"
+    cfg.services.com.opts.update(connectRetryDelay=50)
+    b = Mqtt5Binding()
+    t = time.monotonic()
+    with pytest.raises(ComConnectError, match="cannot connect"):
+        await b.open(cfg, timeout=0.3)
+    assert time.monotonic() - t < 5
+    assert isinstance(ComConnectError("x"), ComError)
+    assert not b.is_open
+
+
+async def test_open_waits_for_broker_coming_up() -> None:
+    port = free_port()
+    broker = Mosquitto(port)
+    cfg = Config()
+    cfg.services.com.url = broker.url
+    cfg.services.com.opts.update(connectRetryDelay=100)
+    b = Mqtt5Binding()
+    opener = asyncio.ensure_future(b.open(cfg, timeout=20))
+    await asyncio.sleep(0.3)  # let a few connection attempts fail (not a synchronisation)
+    assert not opener.done()
+    try:
+        broker.start()
+        await opener
+        assert b.is_open and b.connected
+    finally:
+        await b.close()
+        broker.cleanup()
