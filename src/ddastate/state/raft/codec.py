@@ -424,9 +424,16 @@ def _enc_opt_str(v: Any, what: str) -> bytes:
     return _enc_s(v, what)
 
 
-def _dec_opt_str(v: Any, what: str) -> str | None:
+GO_ERROR_VALUE = "error reported by the leader's FSM (a Go error value, message not transmitted)"
+
+
+def _dec_apply_response(v: Any, what: str) -> str | None:
     if v is None:
         return None
+    if type(v) is dict:
+        # A Go leader whose FSM returned an error writes the error struct, whose fields
+        # are unexported: an empty map. It is a failure, not a success.
+        return GO_ERROR_VALUE
     return _str(v, what)
 
 
@@ -564,7 +571,8 @@ _spec(RemoveServerRequest, [("ServerId", "server_id", "s"), ("Timeout", "timeout
 _spec(RemoveServerResponse, [("Index", "index", "u")])
 _spec(ApplyRequest, [("Command", "command", "y"), ("Timeout", "timeout", "i")])
 _spec(
-    ApplyResponse, [("Index", "index", "u"), ("Response", "response", (_enc_opt_str, _dec_opt_str))]
+    ApplyResponse,
+    [("Index", "index", "u"), ("Response", "response", (_enc_opt_str, _dec_apply_response))],
 )
 _spec(
     InstallSnapshotWithData,
