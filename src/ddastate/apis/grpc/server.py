@@ -37,6 +37,9 @@ DEFAULT_MAX_VALUE_SIZE = 1024 * 1024
 DEFAULT_PROPOSE_TIMEOUT = 20.0
 """Seconds a ProposeInput without a client deadline may take (the reference's lfwTimeout)."""
 
+_DEADLINE_MARGIN = 0.05
+"""Seconds before a client's deadline at which a ProposeInput gives up with UNAVAILABLE."""
+
 _RETRYABLE: tuple[type[BaseException], ...] = (
     TimeoutError,
     raft_errors.NotLeaderError,
@@ -167,7 +170,11 @@ class StateServicer(state_pb2_grpc.StateServiceServicer):
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         remaining = context.time_remaining()
-        timeout = self._propose_timeout if remaining is None else max(0.0, remaining)
+        if remaining is None:
+            timeout = self._propose_timeout
+        else:
+            # end a little before the client's deadline so that UNAVAILABLE reaches it
+            timeout = max(0.0, min(remaining - _DEADLINE_MARGIN, remaining * 0.9))
         try:
             await state.propose_input(inp, timeout=timeout)
         except asyncio.CancelledError:
