@@ -243,7 +243,7 @@ def test_programmatic_changes_are_validated() -> None:
         ("2h45m", 9900.0),
         ("1m30s", 90.0),
         ("10us", 1e-5),
-        ("10µs", 1e-5),  # noqa: RUF001 - Go spelling
+        ("10µs", 1e-5),
         ("5ns", 5e-9),
         ("0", 0.0),
         ("-1s", -1.0),
