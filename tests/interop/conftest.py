@@ -1,0 +1,38 @@
+"""Shared fixtures of the interoperability tests (Go reference vs ddastate)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+INTEROP = REPO / "interop"
+if str(INTEROP) not in sys.path:
+    sys.path.insert(0, str(INTEROP))
+
+import gointerop  # noqa: E402
+
+
+def interop_enabled() -> bool:
+    """Mixed-group scenarios are opt-in: DDASTATE_INTEROP=1 (set by .ci/run when Go is present)."""
+    return os.environ.get("DDASTATE_INTEROP", "") not in ("", "0")
+
+
+@pytest.fixture(scope="session")
+def go_exe() -> str:
+    go = gointerop.find_go()
+    if go is None:
+        pytest.skip("Go is not installed: no $GO, no `go` on PATH, no /usr/local/go/bin/go")
+    return go
+
+
+@pytest.fixture(scope="session")
+def goldengen(go_exe: str) -> Path:
+    """The built golden-vector program (cached outside the repository)."""
+    try:
+        return gointerop.go_binary("goldengen")
+    except gointerop.GoUnavailable as e:
+        pytest.fail(str(e))
