@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
@@ -58,9 +59,21 @@ UserProps = list[tuple[str, str]]
 _SCOPES = {"": Scope.COM, "com": Scope.COM, "sta": Scope.STA, "sdc": Scope.SDC}
 
 
+_BAD_TOPIC_CHARS = re.compile("[\x00-\x1f\x7f-\x9f+#\ufffe\uffff]")
+
+
 def valid_publish_topic(topic: str) -> bool:
-    """A topic we may publish to (a response topic received from the network)."""
-    return bool(topic) and "+" not in topic and "#" not in topic and "\x00" not in topic
+    """A topic we may publish to (a response topic received from the network).
+
+    Brokers disconnect a client that publishes to a wildcard, a ``$`` topic or a
+    topic with control characters (Mosquitto's UTF-8 rules), so such a response
+    topic is refused before anything is sent."""
+    return (
+        bool(topic)
+        and topic[0] != "$"
+        and _BAD_TOPIC_CHARS.search(topic) is None
+        and len(topic) <= 16383
+    )
 
 
 class _Route(Generic[T]):
@@ -111,6 +124,7 @@ class BindingCore:
         self._next_sub_id = _FIRST_SUB_ID
         self._pending: dict[bytes, _Pending] = {}
         self._topic_cache: dict[tuple[str, str, str], tuple[str, str]] = {}
+        self._topic_info: dict[str, tuple[str, str]] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -151,6 +165,8 @@ class BindingCore:
     def _setup(self, cfg: Config) -> None:
         cfg.validate()
         self._cfg = cfg
+        self._topic_cache.clear()
+        self._topic_info.clear()
         self._cluster = cfg.cluster
         self._id = cfg.identity.id
         self._loop = asyncio.get_running_loop()
@@ -502,33 +518,25 @@ class BindingCore:
         corr: bytes | None,
         sub_ids: list[int] | None,
     ) -> None:
-        levels = topic.split("/")
-        n = len(levels)
-        if n < 4 or n > 5:
-            log.warning("dropping message on malformed topic %r", topic)
-            return
-        if levels[0] != self._cluster:
-            log.warning("dropping message on %r: foreign cluster", topic)
-            return
-        if levels[1] not in _SCOPES:
-            log.warning("dropping message on %r: unknown scope %r", topic, levels[1])
-            return
+        info = self._topic_info.get(topic)
+        if info is None:
+            info = self._parse_topic(topic)
+            if info is None:
+                return
+        level, type_ = info
         if not props:
             log.warning("dropping message on %r without user properties", topic)
             return
-        up: dict[str, str] = {}
-        for k, v in props:
-            if k not in up:
-                up[k] = v
-        level = levels[2]
+        up = dict(reversed(props))  # the first occurrence of a key wins, as in Go
         if level in (LEVEL_ACTION_RESULT, LEVEL_QUERY_RESULT):
-            if n != 5:
-                log.warning("dropping result on malformed topic %r", topic)
-                return
             sq = up.get("sq")
-            try:
-                seq = int(sq)  # type: ignore[arg-type]
-            except (TypeError, ValueError):
+            # strictly a decimal int64, as Go's strconv.ParseInt(sq, 10, 64)
+            if (
+                sq is None
+                or not sq.isascii()
+                or not (sq.isdigit() or (sq[:1] == "-" and sq[1:].isdigit()))
+                or not -(2**63) <= (seq := int(sq)) < 2**63
+            ):
                 log.warning("dropping result on %r: bad sequence number %r", topic, sq)
                 return
             if corr is None:
@@ -549,15 +557,11 @@ class BindingCore:
             elif pending.stream is not None:
                 pending.stream._put(result)
             return
-        if n != 4:
-            log.warning("dropping message on malformed topic %r", topic)
-            return
         id_ = up.get("id")
         source = up.get("sr")
         if not id_ or not source:
             log.warning("dropping message on %r: missing id or source property", topic)
             return
-        type_ = levels[3]
         if level == LEVEL_EVENT:
             item: Any = Event(type_, id_, source, payload, up.get("tm", ""), up.get("dt", ""))
         elif level in (LEVEL_ACTION, LEVEL_QUERY):
@@ -581,8 +585,7 @@ class BindingCore:
                     response_topic,
                     corr,
                 )
-        else:
-            log.warning("dropping message on %r: unknown level %r", topic, level)
+        else:  # pragma: no cover - _parse_topic admits only known levels
             return
         if sub_ids:
             for sid in sub_ids:
@@ -594,6 +597,37 @@ class BindingCore:
             for route in list(self._routes.values()):
                 if route.level == level and _filter_matches_topic(route.filter, topic):
                     self._deliver(route, item)
+
+    def _parse_topic(self, topic: str) -> tuple[str, str] | None:
+        """(level, type) of a topic we may receive, or None (logged); cached."""
+        levels = topic.split("/")
+        n = len(levels)
+        if n < 4 or n > 5:
+            log.warning("dropping message on malformed topic %r", topic)
+            return None
+        if levels[0] != self._cluster:
+            log.warning("dropping message on %r: foreign cluster", topic)
+            return None
+        if levels[1] not in _SCOPES:
+            log.warning("dropping message on %r: unknown scope %r", topic, levels[1])
+            return None
+        level = levels[2]
+        if level in (LEVEL_ACTION_RESULT, LEVEL_QUERY_RESULT):
+            if n != 5:
+                log.warning("dropping result on malformed topic %r", topic)
+                return None
+        elif level in (LEVEL_EVENT, LEVEL_ACTION, LEVEL_QUERY):
+            if n != 4:
+                log.warning("dropping message on malformed topic %r", topic)
+                return None
+        else:
+            log.warning("dropping message on %r: unknown level %r", topic, level)
+            return None
+        info = (level, levels[3])
+        if len(self._topic_info) > 4096:
+            self._topic_info.clear()
+        self._topic_info[topic] = info
+        return info
 
     def _deliver(self, route: _Route[Any], item: Any) -> None:
         for sub in route.receivers:

@@ -28,11 +28,13 @@ import re
 import ssl
 import struct
 import time
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
 from gmqtt import Client
 from gmqtt.mqtt.constants import UNLIMITED_RECONNECTS, MQTTv50
+from gmqtt.mqtt.package import Package
 from gmqtt.subscription import Subscription as GSubscription
 
 from ddastate.com._core import BindingCore, UserProps
@@ -127,22 +129,25 @@ class _Client(Client):  # type: ignore[misc]
         self, host: str, port: int, ssl: Any, clean_session: bool, keepalive: int
     ) -> Any:
         if self._ws_path is None:
-            return await super()._create_connection(host, port, ssl, clean_session, keepalive)
-        self._exit_reconnecting_state()
-        self._package_handler.clear_topics_aliases()
-        self._connack_received.clear()
-        self._connection_lost.clear()
-        return await ws_create_connection(
-            host,
-            port,
-            ssl,
-            self._ws_path,
-            clean_session,
-            keepalive,
-            connection_state=self._connection_state,
-            package_handler=self._package_handler,
-            logger=self._logger,
-        )
+            conn = await super()._create_connection(host, port, ssl, clean_session, keepalive)
+        else:
+            self._exit_reconnecting_state()
+            self._package_handler.clear_topics_aliases()
+            self._connack_received.clear()
+            self._connection_lost.clear()
+            conn = await ws_create_connection(
+                host,
+                port,
+                ssl,
+                self._ws_path,
+                clean_session,
+                keepalive,
+                connection_state=self._connection_state,
+                package_handler=self._package_handler,
+                logger=self._logger,
+            )
+        conn._protocol._read_packet = partial(self._binding._fast_read_packet, conn)
+        return conn
 
 
 class Mqtt5Binding(BindingCore):
@@ -339,12 +344,54 @@ class Mqtt5Binding(BindingCore):
         )
 
     def _handle_publish_packet(self, cmd: int, raw: bytes) -> None:
-        """Fast PUBLISH decoder (replaces gmqtt's). Malformed packets are dropped."""
+        """PUBLISH handler for gmqtt's generic path (the fast read loop bypasses it)."""
+        self._parse_publish(cmd, raw, 0, len(raw))
+
+    def _fast_read_packet(self, conn: Any, data: bytes) -> int:
+        """Replacement of gmqtt's MQTTProtocol._read_packet: splits the byte stream
+        into packets; PUBLISH goes straight to our decoder, the rest to gmqtt.
+        Returns the number of bytes consumed (-1: malformed length)."""
+        n = len(data)
+        pos = 0
+        if conn._handler.current_connection is not conn:
+            return n  # a superseded connection: drop what it still delivers
+        conn._last_data_in = time.monotonic()
+        parse = self._parse_publish
+        put = conn.put_package
+        while n - pos >= 2:
+            cmd = data[pos]
+            i = pos + 1
+            rl = 0
+            shift = 0
+            while True:
+                if i >= n:
+                    return pos
+                b = data[i]
+                i += 1
+                rl |= (b & 0x7F) << shift
+                if not b & 0x80:
+                    break
+                shift += 7
+                if shift > 21:
+                    return -1
+            end = i + rl
+            if end > n:
+                return pos
+            if cmd & 0xF0 == 0x30:
+                parse(cmd, data, i, end)
+            else:
+                put(Package(cmd, data[i:end]))
+            pos = end
+        return pos
+
+    def _parse_publish(self, cmd: int, raw: bytes, pos: int, stop: int) -> None:
+        """Decode one PUBLISH body raw[pos:stop]; malformed packets are dropped."""
         try:
             qos = (cmd >> 1) & 3
-            tlen = (raw[0] << 8) | raw[1]
-            pos = 2 + tlen
-            topic = raw[2:pos].decode()
+            tlen = (raw[pos] << 8) | raw[pos + 1]
+            pos += 2
+            topic = raw[pos : pos + tlen].decode()
+            pos += tlen
             if qos:
                 mid = (raw[pos] << 8) | raw[pos + 1]
                 pos += 2
@@ -355,16 +402,19 @@ class Mqtt5Binding(BindingCore):
                     else:
                         h._send_pubrec(mid)
             # property length (variable byte integer)
-            plen = 0
-            mult = 1
-            while True:
+            b = raw[pos]
+            pos += 1
+            plen = b & 0x7F
+            shift = 7
+            while b & 0x80:
                 b = raw[pos]
                 pos += 1
-                plen += (b & 0x7F) * mult
-                if not b & 0x80:
-                    break
-                mult *= 128
+                plen |= (b & 0x7F) << shift
+                shift += 7
             end = pos + plen
+            if end > stop:
+                log.warning("dropping malformed PUBLISH on %r", topic)
+                return
             user: list[tuple[str, str]] = []
             rt: str | None = None
             corr: bytes | None = None
@@ -383,15 +433,15 @@ class Mqtt5Binding(BindingCore):
                     pos += vl
                     user.append((k, v))
                 elif pid == 0x0B:
-                    sid = 0
-                    mult = 1
-                    while True:
+                    b = raw[pos]
+                    pos += 1
+                    sid = b & 0x7F
+                    shift = 7
+                    while b & 0x80:
                         b = raw[pos]
                         pos += 1
-                        sid += (b & 0x7F) * mult
-                        if not b & 0x80:
-                            break
-                        mult *= 128
+                        sid |= (b & 0x7F) << shift
+                        shift += 7
                     if sids is None:
                         sids = [sid]
                     else:
@@ -399,10 +449,10 @@ class Mqtt5Binding(BindingCore):
                 elif pid == 0x08 or pid == 0x03:
                     sl = (raw[pos] << 8) | raw[pos + 1]
                     pos += 2
-                    s = raw[pos : pos + sl].decode()
+                    st = raw[pos : pos + sl].decode()
                     pos += sl
                     if pid == 0x08:
-                        rt = s
+                        rt = st
                 elif pid == 0x09:
                     cl = (raw[pos] << 8) | raw[pos + 1]
                     pos += 2
@@ -413,20 +463,22 @@ class Mqtt5Binding(BindingCore):
                 elif pid == 0x02:
                     pos += 4
                 elif pid == 0x23:
-                    pos += 2
                     log.warning("dropping PUBLISH with a topic alias (not negotiated)")
                     return
                 else:
                     log.warning("dropping PUBLISH with unknown property 0x%02x", pid)
                     return
-            if pos != end or end > len(raw):
+            if pos != end:
                 log.warning("dropping malformed PUBLISH on %r", topic)
                 return
-            payload = raw[end:]
+            payload = raw[end:stop]
         except (IndexError, UnicodeDecodeError) as exc:
             log.warning("dropping malformed PUBLISH: %s", exc)
             return
-        self._on_message(topic, payload, user or None, rt, corr, sids)
+        try:
+            self._dispatch(topic, payload, user or None, rt, corr, sids)
+        except Exception:
+            log.exception("dropping message on %s: unexpected error", topic)
 
     # ------------------------------------------------------------------ transport hooks
 
