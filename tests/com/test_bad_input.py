@@ -98,9 +98,9 @@ async def test_bad_requests_dropped(com_factory: Any, caplog: pytest.LogCaptureF
         ]
         if com_factory.protocol == "loopback":
             # a broker refuses wildcard topics itself; the bus hands them on
-            cases.append(
-                ([("id", "x"), ("sr", "y"), ("dt", "")], f"{c}/+/acr/#", corr, "response topic")
-            )
+            for bad_rt in (f"{c}/+/acr/#", f"{c}/com/acr/\x01", "$SYS/x", f"{c}/\x7f"):
+                props = [("id", "x"), ("sr", "y"), ("dt", "")]
+                cases.append((props, bad_rt, corr, "response topic"))
         for props, rt, cd, text in cases:
             caplog.clear()
             inj.send(f"{c}/com/act/echo", b"\xff\x00garbage", props, rt, cd)
