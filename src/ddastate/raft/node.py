@@ -35,6 +35,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from .commands import (
@@ -42,6 +43,7 @@ from .commands import (
     AppendEntriesRequest,
     AppendEntriesResponse,
     InstallSnapshotRequest,
+    Request,
     RequestPreVoteRequest,
     RequestPreVoteResponse,
     RequestVoteRequest,
@@ -274,13 +276,18 @@ def _validate_request(cmd: object) -> str | None:
             if type(ents) is not list:
                 return "entries is not a list"
             expect = ae.prev_log_entry + 1
+            top = ae.term
             for e in ents:
                 if type(e) is not Log:
                     return "entry is not a Log"
-                if e.index != expect or not _u64(e.term) or e.term > ae.term:
+                et = e.term
+                if e.index != expect or type(et) is not int or not 0 <= et <= top:
                     return f"entry index/term out of order at {e.index!r}"
-                if not isinstance(e.type, LogType) or not _opt_bytes(e.data):
-                    return f"entry {e.index} has a bad type or data"
+                if type(e.type) is not LogType:
+                    return f"entry {e.index} has a bad type"
+                d = e.data
+                if d is not None and type(d) is not bytes and not isinstance(d, bytes | bytearray):
+                    return f"entry {e.index} data is not bytes"
                 expect += 1
         return _validate_header(ae)
     if t is RequestVoteRequest:
@@ -463,6 +470,11 @@ class Raft:
         self._failed: BaseException | None = None
         # incoming
         self._reader_task: asyncio.Task[None] | None = None
+        cn = getattr(transport, "call_nowait", None)
+        self._call_nowait: Callable[[str, Request], asyncio.Future[Any]] | None = (
+            cn if callable(cn) else None
+        )
+        self._in_flush = False
         self._installing = False
         self._deferred_rpcs: deque[RPC] = deque()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -693,7 +705,12 @@ class Raft:
             rpc.respond(None, RaftError("request could not be processed"))
             if rpc.reader is not None:
                 self._spawn(self._drain(rpc.reader))
-        self._schedule_flush()
+        # Answer at once unless a flush is pending anyway (then it batches this one) or
+        # we are inside a flush (a peer answered synchronously): never re-enter.
+        if self._flush_scheduled or self._in_flush:
+            self._schedule_flush()
+        else:
+            self._flush()
 
     async def _drain(self, reader: IO[bytes]) -> None:
         def drain() -> None:
@@ -775,6 +792,10 @@ class Raft:
             i += 1
 
     def _flush(self) -> None:
+        if self._in_flush:
+            self._flush_scheduled = False
+            self._schedule_flush()
+            return
         self._flush_scheduled = False
         if self._shutdown or self._core is None:
             return
@@ -782,12 +803,16 @@ class Raft:
             self._take_proposals()
         core = self._core
         rounds = 0
-        while core.has_ready() and not self._shutdown:
-            self._handle_ready(core.ready())
-            rounds += 1
-            if rounds > 1000:  # defensive: never spin forever on the loop
-                self._schedule_flush()
-                break
+        self._in_flush = True
+        try:
+            while core.has_ready() and not self._shutdown:
+                self._handle_ready(core.ready())
+                rounds += 1
+                if rounds > 1000:  # defensive: never spin forever on the loop
+                    self._schedule_flush()
+                    break
+        finally:
+            self._in_flush = False
         self._arm_timer()
 
     def _handle_ready(self, rd: Ready) -> None:
@@ -945,6 +970,8 @@ class Raft:
                 self._held_replies.append((need, r))
 
     def _send(self, m: Message) -> None:
+        if self._call_nowait is not None and self._send_nowait(m):
+            return
         req = m.request
         t = type(req)
         tr = self._transport
@@ -964,6 +991,28 @@ class Raft:
             logger.error("raft %s: core produced unknown request %r", self.local_id, req)
             return
         self._spawn(self._rpc(m, coro))
+
+    def _send_nowait(self, m: Message) -> bool:
+        cn = self._call_nowait
+        if cn is None or type(m.request) is InstallSnapshotRequest:
+            return False
+        try:
+            fut = cn(m.to_addr, m.request)
+        except Exception as e:
+            self._on_send_failed(m, e)
+            return True
+        fut.add_done_callback(partial(self._on_call_done, m))
+        return True
+
+    def _on_call_done(self, m: Message, fut: asyncio.Future[Any]) -> None:
+        if fut.cancelled():
+            self._on_send_failed(m, asyncio.CancelledError())
+            return
+        exc = fut.exception()
+        if exc is not None:
+            self._on_send_failed(m, exc)
+        else:
+            self._on_send_ok(m, fut.result())
 
     async def _rpc(self, m: Message, coro: Any) -> None:
         try:

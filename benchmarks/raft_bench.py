@@ -1,0 +1,209 @@
+"""Raft node benchmark: 3 members on the in-memory transport, in one process.
+
+Prints committed applies/s and latency percentiles (p50/p99/p999) for sequential
+applies and for 256 and 1024 applies in flight, beside a baseline: the same number
+of event-loop hops (proposal queue -> flush -> two follower round trips through
+tasks -> resolve) with asyncio futures and no Raft at all.
+
+    .venv/bin/python benchmarks/raft_bench.py [--n 20000] [--uvloop] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import pstats
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ddastate.raft import Config, RaftState
+from ddastate.raft.testing import Cluster, RecordingFSM
+
+
+class NullFSM:
+    """Counts applies; responds with the index (no per-entry storage)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def apply(self, log: Any) -> Any:
+        self.n += 1
+        return log.index
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, NullFSM) and other.n == self.n
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def snapshot(self) -> Any:
+        return RecordingFSM().snapshot()
+
+    def restore(self, reader: Any) -> None:
+        reader.read()
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    k = min(len(values) - 1, int(round(p / 100.0 * (len(values) - 1))))
+    return values[k]
+
+
+async def drive(
+    submit: Callable[[], asyncio.Future[Any]], n: int, in_flight: int
+) -> tuple[float, list[float]]:
+    """Keep ``in_flight`` operations outstanding until ``n`` completed."""
+    loop = asyncio.get_running_loop()
+    lat: list[float] = []
+    done = loop.create_future()
+    state = {"issued": 0, "completed": 0}
+    clock = time.perf_counter
+
+    def issue() -> None:
+        state["issued"] += 1
+        t0 = clock()
+        f = submit()
+
+        def cb(fut: asyncio.Future[Any], t0: float = t0) -> None:
+            if fut.exception() is not None:
+                if not done.done():
+                    done.set_exception(fut.exception())  # type: ignore[arg-type]
+                return
+            lat.append(clock() - t0)
+            state["completed"] += 1
+            if state["completed"] >= n:
+                if not done.done():
+                    done.set_result(None)
+                return
+            if state["issued"] < n:
+                issue()
+
+        f.add_done_callback(cb)
+
+    start = clock()
+    for _ in range(min(in_flight, n)):
+        issue()
+    await done
+    return clock() - start, lat
+
+
+async def drive_sequential(
+    submit: Callable[[], asyncio.Future[Any]], n: int
+) -> tuple[float, list[float]]:
+    clock = time.perf_counter
+    lat: list[float] = []
+    start = clock()
+    for _ in range(n):
+        t0 = clock()
+        await submit()
+        lat.append(clock() - t0)
+    return clock() - start, lat
+
+
+class Baseline:
+    """The same queue hops as a leader with two followers, without Raft."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.pending: list[asyncio.Future[Any]] = []
+        self.scheduled = False
+
+    def submit(self) -> asyncio.Future[Any]:
+        f = self.loop.create_future()
+        self.pending.append(f)
+        if not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self.flush)
+        return f
+
+    def flush(self) -> None:
+        self.scheduled = False
+        batch, self.pending = self.pending, []
+        acks = {"n": 0}
+        for _ in range(2):
+            self.loop.create_task(self.rpc(batch, acks))
+
+    async def rpc(self, batch: list[asyncio.Future[Any]], acks: dict[str, int]) -> None:
+        resp = self.loop.create_future()
+        self.loop.call_soon(self.follower, resp)
+        await resp
+        acks["n"] += 1
+        if acks["n"] == 1:  # majority of 3 with the leader itself
+            self.loop.call_soon(self.resolve, batch)
+
+    def follower(self, resp: asyncio.Future[Any]) -> None:
+        self.loop.call_soon(resp.set_result, True)
+
+    @staticmethod
+    def resolve(batch: list[asyncio.Future[Any]]) -> None:
+        for f in batch:
+            f.set_result(None)
+
+
+async def bench(n: int, profile: bool) -> list[tuple[str, str, float, list[float]]]:
+    rows: list[tuple[str, str, float, list[float]]] = []
+    cfg = Config(local_id="x")  # hashicorp defaults: 1 s heartbeat, 64 entries per message
+    async with await Cluster.create(3, config=cfg, fsm_factory=NullFSM) as c:
+        leader = await c.wait_for_leader(timeout=10)
+        payload = b"v" * 64
+        await leader.barrier()
+
+        def submit() -> asyncio.Future[Any]:
+            return leader.apply(payload)
+
+        base = Baseline()
+        prof = cProfile.Profile() if profile else None
+        for label, fl in (("sequential", 1), ("256 in flight", 256), ("1024 in flight", 1024)):
+            count = n if fl == 1 else n * 5
+            el, lat = (
+                await drive_sequential(base.submit, count)
+                if fl == 1
+                else await drive(base.submit, count, fl)
+            )
+            rows.append(("baseline (no raft)", label, count / el, lat))
+            if prof is not None:
+                prof.enable()
+            el, lat = (
+                await drive_sequential(submit, count) if fl == 1 else await drive(submit, count, fl)
+            )
+            if prof is not None:
+                prof.disable()
+            assert leader.state is RaftState.LEADER
+            rows.append(("ddastate.raft 3 members", label, count / el, lat))
+        await c.ensure_same_state(timeout=30)
+        if prof is not None:
+            s = io.StringIO()
+            pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(25)
+            print(s.getvalue())
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--n", type=int, default=20000, help="sequential applies (x5 when in flight)")
+    ap.add_argument("--uvloop", action="store_true", help="run on uvloop")
+    ap.add_argument("--profile", action="store_true", help="print a cProfile of the raft runs")
+    args = ap.parse_args()
+    if args.uvloop:
+        import uvloop
+
+        uvloop.install()
+    rows = asyncio.run(bench(args.n, args.profile))
+    print(f"{'system':26} {'load':16} {'applies/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'p999 ms':>8}")
+    for system, label, rate, lat in rows:
+        print(
+            f"{system:26} {label:16} {rate:11,.0f} {pct(lat, 50) * 1e3:8.3f} "
+            f"{pct(lat, 99) * 1e3:8.3f} {pct(lat, 99.9) * 1e3:8.3f}"
+        )
+    _ = statistics  # percentiles computed by pct()
+
+
+if __name__ == "__main__":
+    main()
