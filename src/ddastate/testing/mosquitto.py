@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import getpass
 import os
 import shutil
 import signal
@@ -59,11 +60,13 @@ class Mosquitto:
         port: int | None = None,
         *,
         extra_config: str = "",
+        allow_anonymous: bool = True,
         max_queued_messages: int = 1_000_000,
         log_dir: str | None = None,
     ) -> None:
         self.port = port or free_port()
         self.extra_config = extra_config
+        self.allow_anonymous = allow_anonymous
         self.max_queued_messages = max_queued_messages
         self._dir = Path(log_dir or tempfile.mkdtemp(prefix="ddastate-mosquitto-"))
         self._own_dir = log_dir is None
@@ -99,12 +102,15 @@ class Mosquitto:
             "\n".join(
                 [
                     f"listener {self.port} 127.0.0.1",
-                    "allow_anonymous true",
+                    f"allow_anonymous {'true' if self.allow_anonymous else 'false'}",
                     "persistence false",
                     "set_tcp_nodelay true",
                     f"max_queued_messages {self.max_queued_messages}",
                     "max_inflight_messages 0",
                     "log_dest stderr",
+                    # as root, mosquitto would switch to user "mosquitto", which cannot read
+                    # test files (certificates, password files) in private temp dirs
+                    f"user {getpass.getuser()}" if os.geteuid() == 0 else "",
                     "log_type error",
                     "log_type warning",
                     self.extra_config,
