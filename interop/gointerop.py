@@ -4,7 +4,7 @@
   ``/usr/local/go/bin/go``); :func:`go_binary` builds one of our Go programs under
   ``interop/`` (for example ``goldengen``) into a cache directory outside the
   repository and returns its path, rebuilding only when its sources change.
-- :func:`install_reference_sidecar` installs the reference's sidecar
+- :func:`install_reference_sidecar` builds the reference's sidecar
   (``github.com/coatyio/dda/cmd/dda`` at the pinned version) into the same cache.
 - :class:`GoSidecar` runs one reference sidecar from a generated ``dda.yaml``.
 
@@ -113,27 +113,32 @@ def go_binary(program: str, *, timeout: float = 900.0) -> Path:
 
 
 def install_reference_sidecar(*, timeout: float = 1200.0) -> Path:
-    """``go install`` the reference sidecar at the pinned version; return the binary's path."""
+    """Build the reference sidecar (``github.com/coatyio/dda/cmd/dda``) and return its path.
+
+    It is built from this module, which pins it in ``refsidecar/tools.go`` with exactly
+    the reference's own dependency versions. (``go install ...@v0.43.0`` would do the
+    same, but it needs the proxy's version list, which some proxies refuse.)
+    """
     go = find_go()
     if go is None:
         raise GoUnavailable("Go is not installed (no $GO, no go on PATH, no /usr/local/go/bin/go)")
-    gobin = build_cache_dir() / f"dda-{REFERENCE_VERSION}"
-    exe = gobin / "dda"
+    h = hashlib.sha256((INTEROP_DIR / "go.sum").read_bytes()).hexdigest()[:12]
+    exe = build_cache_dir() / f"dda-{REFERENCE_VERSION}-{h}" / "dda"
     if exe.exists():
         return exe
-    env = _go_env(go)
-    env["GOBIN"] = str(gobin)
-    env.pop("GOFLAGS", None)
+    exe.parent.mkdir(parents=True, exist_ok=True)
+    tmp = exe.with_name(f"dda.tmp{os.getpid()}")
     proc = subprocess.run(
-        [go, "install", f"{REFERENCE_MODULE}/cmd/dda@{REFERENCE_VERSION}"],
-        cwd=tempfile.gettempdir(),
-        env=env,
+        [go, "build", "-o", str(tmp), f"{REFERENCE_MODULE}/cmd/dda"],
+        cwd=INTEROP_DIR,
+        env=_go_env(go),
         capture_output=True,
         text=True,
         timeout=timeout,
     )
-    if proc.returncode != 0 or not exe.exists():
-        raise GoUnavailable(f"go install of the reference sidecar failed:\n{proc.stderr[-4000:]}")
+    if proc.returncode != 0:
+        raise GoUnavailable(f"building the reference sidecar failed:\n{proc.stderr[-4000:]}")
+    os.replace(tmp, exe)
     return exe
 
 
