@@ -51,7 +51,8 @@ def tls_broker(certs: Path) -> Iterator[tuple[Mosquitto, int]]:
     tls_port = free_port()
     extra = (
         f"listener {tls_port} 127.0.0.1\n"
-        f"cafile {certs / 'ca.crt'}\ncertfile {certs / 'server.crt'}\nkeyfile {certs / 'server.key'}\n"
+        f"cafile {certs / 'ca.crt'}\n"
+        f"certfile {certs / 'server.crt'}\nkeyfile {certs / 'server.key'}\n"
         "require_certificate true\n"
     )
     with Mosquitto(extra_config=extra) as broker:
@@ -123,7 +124,7 @@ async def test_tls_verify_true_rejects_unknown_ca(
         cert=str(certs / "client.crt"),
         key=str(certs / "client.key"),
     )
-    with pytest.raises(ComConnectError, match="CERTIFICATE_VERIFY_FAILED|certificate verify"):
+    with pytest.raises(ComConnectError, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify"):
         await Mqtt5Binding().open(cfg, timeout=0.5)
 
 
