@@ -32,9 +32,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+import gointerop
 import yaml
 
-import gointerop
 from ddastate.apis.grpc.client import StateClient
 from ddastate.state.api import Input, MembershipChange
 from ddastate.testing.mosquitto import free_port
