@@ -27,7 +27,14 @@ from typing import Any
 from gmqtt import Client
 from gmqtt.mqtt.constants import MQTTv50
 
-from ddastate.com.api import Action, ActionResult, ActionWithCallback, Event, Scope, SubscriptionFilter
+from ddastate.com.api import (
+    Action,
+    ActionResult,
+    ActionWithCallback,
+    Event,
+    Scope,
+    SubscriptionFilter,
+)
 from ddastate.com.loopback import LoopbackBinding, LoopbackBus
 from ddastate.com.mqtt5 import Mqtt5Binding
 from ddastate.config import Config
@@ -314,7 +321,9 @@ async def main(args: argparse.Namespace) -> None:
             eb.append(await events_bare(port, args.events, uv))
             eo.append(await events_ours(port, args.events, uv))
         ebm, eom = max(eb), max(eo)
-        rows.append(("events one-way (msg/s, best)", f"{ebm:,.0f}", f"{eom:,.0f}", f"{eom / ebm:.2f}x"))
+        rows.append(
+            ("events one-way (msg/s, best)", f"{ebm:,.0f}", f"{eom:,.0f}", f"{eom / ebm:.2f}x")
+        )
         results = {
             "rtt_bare_p50_us": b50,
             "rtt_bare_p99_us": b99,
@@ -327,7 +336,9 @@ async def main(args: argparse.Namespace) -> None:
         }
     loop_name = "uvloop" if uv else "asyncio"
     print(f"\nddastate.com benchmark: loopback Mosquitto, {loop_name}, {os.cpu_count()} cores")
-    print(f"round trips: {args.rounds} x {args.n} (+10% warm-up) each; events: {args.events} x 64 B")
+    print(
+        f"round trips: {args.rounds} x {args.n} (+10% warm-up) each; events: {args.events} x 64 B"
+    )
     w = max(len(r[0]) for r in rows)
     print(f"{'':{w}}  {'bare gmqtt':>12}  {'ddastate':>12}  {'ratio':>7}")
     for name, a, b, r in rows:
@@ -366,7 +377,9 @@ def _run(coro: Any, uv: bool) -> None:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--n", type=int, default=5000, help="round trips per run")
     ap.add_argument("--events", type=int, default=200_000)
     ap.add_argument("--rounds", type=int, default=2)
