@@ -28,6 +28,7 @@ def test_defaults() -> None:
     assert cfg.apis.grpc.address == ":8900"
     assert cfg.apis.grpc.disabled is False
     assert cfg.apis.grpc.keepalive == 7200.0
+    assert cfg.apis.grpc.max_value_size == 1048576
     assert cfg.apis.grpc_web.address == ":8800"
     assert cfg.apis.grpc_web.access_control_allow_origin == []
     assert cfg.apis.cert == cfg.apis.key == ""
@@ -77,7 +78,7 @@ version: "1"
 identity: {name: Member, id: m-1}
 cluster: plant_7.a
 apis:
-  grpc: {address: "unix:/tmp/x.sock", disabled: true, keepalive: 1h30m}
+  grpc: {address: "unix:/tmp/x.sock", disabled: true, keepalive: 1h30m, maxValueSize: 4096}
   grpc-web: {address: ":9", access-control-allow-origin: [https://a.org, https://b.com:4200],
              disabled: true}
   cert: c.pem
@@ -115,6 +116,7 @@ services:
     assert cfg.apis.grpc.address == "unix:/tmp/x.sock"
     assert cfg.apis.grpc.disabled is True
     assert cfg.apis.grpc.keepalive == 5400.0
+    assert cfg.apis.grpc.max_value_size == 4096
     assert cfg.apis.grpc_web.access_control_allow_origin == ["https://a.org", "https://b.com:4200"]
     assert (cfg.apis.cert, cfg.apis.key) == ("c.pem", "k.pem")
     com = cfg.services.com
@@ -196,6 +198,8 @@ def test_int_version_and_empty_file(tmp_path: Path) -> None:
         ("apis: {grpc: {keepalive: 7200}}", "apis.grpc.keepalive", "duration"),
         ("apis: {grpc: {keepalive: 2 hours}}", "apis.grpc.keepalive", "duration"),
         ("apis: {cert: a.pem}", "apis.cert", "set together"),
+        ("apis: {grpc: {maxValueSize: 0}}", "apis.grpc.maxValueSize", ">= 1"),
+        ("apis: {grpc: {maxValueSize: 1MB}}", "apis.grpc.maxValueSize", "integer"),
         (
             "apis: {grpc-web: {access-control-allow-origin: {a: 1}}}",
             "apis.grpc-web.access-control-allow-origin",
@@ -213,10 +217,21 @@ def test_errors_name_the_field(text: str, field: str, message: str) -> None:
 def test_malformed_and_missing_files(tmp_path: Path) -> None:
     p = tmp_path / "bad.yaml"
     p.write_text("version: [1\n")
-    with pytest.raises(ConfigError, match="malformed YAML"):
+    with pytest.raises(ConfigError, match="malformed YAML") as info:
         Config.load(p)
-    with pytest.raises(ConfigError, match="cannot read"):
+    assert "\n" not in str(info.value) and str(info.value).startswith(str(p))
+    with pytest.raises(ConfigError, match="cannot read") as info:
         Config.load(tmp_path / "missing.yaml")
+    assert str(info.value).startswith(str(tmp_path / "missing.yaml"))
+    p.write_text("services: {state: {opts: {rpcTimeout: fast}}}\n")
+    with pytest.raises(ConfigError) as info:
+        Config.load(p)
+    assert (
+        str(info.value)
+        == f"{p}: services.state.opts.rpcTimeout: expected an integer, got str 'fast'"
+    )
+    assert info.value.field == "services.state.opts.rpcTimeout"
+    assert info.value.source == str(p)
     p.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="mapping"):
         Config.load(p)

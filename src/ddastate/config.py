@@ -86,11 +86,22 @@ STATE_OPTION_DEFAULTS: dict[str, Any] = {
 
 
 class ConfigError(ValueError):
-    """A configuration value is wrong; ``field`` is its dotted path."""
+    """A configuration value is wrong; ``field`` is its dotted path, ``source`` the file.
 
-    def __init__(self, field_path: str, message: str) -> None:
-        super().__init__(f"{field_path}: {message}" if field_path else message)
+    ``str()`` is one line: ``[<file>: ]<field>: <what is wrong>``.
+    """
+
+    def __init__(self, field_path: str, message: str, source: str = "") -> None:
+        message = " ".join(message.split())  # always one line
         self.field = field_path
+        self.message = message
+        self.source = source
+        text = f"{field_path}: {message}" if field_path else message
+        super().__init__(f"{source}: {text}" if source else text)
+
+    def with_source(self, source: str) -> ConfigError:
+        """The same error naming the file it came from."""
+        return ConfigError(self.field, self.message, source)
 
 
 def is_valid_name(name: str) -> bool:
@@ -265,11 +276,16 @@ class Identity:
 
 @dataclass
 class GrpcApi:
-    """apis.grpc: address ("host:port" or "unix:path"), disabled, keepalive (seconds)."""
+    """apis.grpc: address ("host:port" or "unix:path"), disabled, keepalive (seconds).
+
+    ``max_value_size`` (YAML ``maxValueSize``, bytes) is a ddastate extension: the
+    largest value a ProposeInput may carry.
+    """
 
     address: str = ":8900"
     disabled: bool = False
     keepalive: float = 7200.0
+    max_value_size: int = 1048576
 
 
 @dataclass
@@ -376,9 +392,14 @@ class Config:
         p = Path(path)
         try:
             text = p.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError("", f"cannot read configuration file {str(p)!r}: {exc}") from exc
-        return cls.from_yaml(text, source=str(p))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError("", f"cannot read configuration file: {exc}", str(p)) from exc
+        try:
+            return cls.from_yaml(text, source=str(p))
+        except ConfigError as exc:
+            if exc.source:
+                raise
+            raise exc.with_source(str(p)) from None
 
     @classmethod
     def from_yaml(cls, text: str, source: str = "<string>") -> Config:
@@ -386,7 +407,7 @@ class Config:
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise ConfigError("", f"malformed YAML in {source}: {exc}") from exc
+            raise ConfigError("", f"malformed YAML: {exc}", source) from exc
         if data is None:
             data = {}
         return cls.from_dict(data)
@@ -414,6 +435,7 @@ class Config:
         _set(cfg.apis.grpc, "address", grpc, "apis.grpc.address", _str)
         _set(cfg.apis.grpc, "disabled", grpc, "apis.grpc.disabled", _bool)
         _set(cfg.apis.grpc, "keepalive", grpc, "apis.grpc.keepalive", _duration)
+        _set(cfg.apis.grpc, "max_value_size", grpc, "apis.grpc.maxValueSize", _int)
         web = _sub(apis, "grpc-web", "apis.")
         _set(cfg.apis.grpc_web, "address", web, "apis.grpc-web.address", _str)
         _set(cfg.apis.grpc_web, "disabled", web, "apis.grpc-web.disabled", _bool)
@@ -477,6 +499,7 @@ class Config:
             )
         if bool(self.apis.cert) != bool(self.apis.key):
             raise ConfigError("apis.cert", "apis.cert and apis.key must be set together")
+        _int(self.apis.grpc.max_value_size, "apis.grpc.maxValueSize", 1)
         if self.apis.grpc.keepalive < 0:
             raise ConfigError("apis.grpc.keepalive", "must not be negative")
         c = self.services.com
