@@ -50,7 +50,7 @@ def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
     values = sorted(values)
-    k = min(len(values) - 1, int(round(p / 100.0 * (len(values) - 1))))
+    k = min(len(values) - 1, round(p / 100.0 * (len(values) - 1)))
     return values[k]
 
 

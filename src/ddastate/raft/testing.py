@@ -238,9 +238,9 @@ class Cluster:
         """Start a fresh member and add it through the leader."""
         if mid is None:
             mid = f"n{len(self.members) + 1}"
+        leader = await self.wait_for_leader()
         self._new_member(mid)
         await self.start(mid)
-        leader = await self.wait_for_leader()
         if voter:
             await leader.add_voter(mid, mid)
         else:

@@ -1,0 +1,440 @@
+"""Scenario tests of the Raft node API on the in-memory transport."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import pytest
+
+from ddastate.raft import (
+    CantBootstrapError,
+    Configuration,
+    ConfigurationError,
+    InmemLogStore,
+    InmemNetwork,
+    InmemSnapshotStore,
+    InmemStableStore,
+    LeaderObservation,
+    LeadershipLostError,
+    NotLeaderError,
+    PeerObservation,
+    Raft,
+    RaftError,
+    RaftShutdownError,
+    RaftState,
+    RequestVoteObservation,
+    Server,
+    ServerSuffrage,
+)
+from ddastate.raft.testing import Cluster, RecordingFSM, apply_many, fast_config, wait_for
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def test_three_members_replicate_and_fsms_match() -> None:
+    async with await Cluster.create(3) as c:
+        leader = await c.wait_for_leader()
+        resps = await apply_many(leader, [b"v%d" % i for i in range(200)], in_flight=32)
+        # the FSM's response (the entry's index) comes back through the future
+        assert resps == sorted(resps) and len(set(resps)) == 200
+        await c.ensure_same_state()
+        fsm = c.fsm(leader.local_id)
+        assert isinstance(fsm, RecordingFSM)
+        assert fsm.logs == [b"v%d" % i for i in range(200)]
+
+
+async def test_five_members_and_future_index() -> None:
+    async with await Cluster.create(5) as c:
+        leader = await c.wait_for_leader()
+        f = leader.apply(b"hello")
+        resp = await f
+        assert f.index == resp == leader.applied_index()
+        await c.ensure_same_state()
+        assert len(c.followers()) == 4
+
+
+async def test_apply_on_follower_is_not_leader() -> None:
+    async with await Cluster.create(3) as c:
+        await c.wait_for_leader()
+        follower = c.followers()[0]
+        with pytest.raises(NotLeaderError):
+            await follower.apply(b"x")
+        with pytest.raises(NotLeaderError):
+            await follower.barrier()
+        with pytest.raises(NotLeaderError):
+            await follower.verify_leader()
+        with pytest.raises(NotLeaderError):
+            await follower.add_voter("n9", "n9")
+
+
+async def test_leader_failure_and_reelection() -> None:
+    async with await Cluster.create(3) as c:
+        old = await c.wait_for_leader()
+        await apply_many(old, [b"a%d" % i for i in range(50)])
+        old_id = old.local_id
+        await c.stop(old_id)
+        rest = [m for m in c.members if m != old_id]
+        new = await c.wait_for_leader(among=rest)
+        assert new.local_id != old_id
+        assert new.current_term() > 0
+        await apply_many(new, [b"b%d" % i for i in range(50)])
+        await c.start(old_id)
+        await c.wait_applied(new.last_index())
+        await c.ensure_same_state()
+        fsm = c.fsm(old_id)
+        assert isinstance(fsm, RecordingFSM)
+        assert len(fsm.logs) == 100
+
+
+async def test_partitioned_old_leader_cannot_commit_and_rejoins() -> None:
+    async with await Cluster.create(3) as c:
+        old = await c.wait_for_leader()
+        await apply_many(old, [b"before%d" % i for i in range(10)])
+        c.isolate(old.local_id)
+        stuck = old.apply(b"lost-write")
+        rest = [m for m in c.members if m != old.local_id]
+        new = await c.wait_for_leader(among=rest)
+        await apply_many(new, [b"after%d" % i for i in range(10)])
+        assert not stuck.done()  # no quorum: the isolated leader cannot commit
+        c.heal()
+        with pytest.raises((LeadershipLostError, NotLeaderError)):
+            await stuck
+        await c.wait_for_leader()
+        await c.wait_applied(new.last_index())
+        await c.ensure_same_state()
+        for mid in c.members:
+            fsm = c.fsm(mid)
+            assert isinstance(fsm, RecordingFSM)
+            assert b"lost-write" not in fsm.logs
+            assert fsm.logs[-1] == b"after9"
+
+
+async def test_add_and_remove_members_under_write_load() -> None:
+    async with await Cluster.create(3) as c:
+        leader = await c.wait_for_leader()
+        stop = asyncio.Event()
+        acked: list[bytes] = []
+
+        async def writer() -> None:
+            i = 0
+            while not stop.is_set():
+                data = b"w%d" % i
+                try:
+                    lead = await c.wait_for_leader()
+                    await lead.apply(data)
+                    acked.append(data)
+                except (NotLeaderError, LeadershipLostError, RaftShutdownError):
+                    pass
+                i += 1
+
+        tasks = [asyncio.create_task(writer()) for _ in range(4)]
+        try:
+            await wait_for(lambda: len(acked) > 50, what="some writes")
+            await c.add_member("n4")
+            await c.add_member("n5", voter=False)
+            await wait_for(lambda: len(acked) > 150, what="more writes")
+            leader = await c.wait_for_leader()
+            victim = next(m for m in ("n2", "n3", "n1") if m != leader.local_id)
+            await leader.remove_server(victim)
+            await c.stop(victim)
+            await wait_for(lambda: len(acked) > 250, what="writes after removal")
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks)
+        leader = await c.wait_for_leader()
+        await leader.barrier()
+        await c.ensure_same_state()
+        cfg = await leader.get_configuration()
+        ids = {s.id: s.suffrage for s in cfg}
+        assert victim not in ids
+        assert ids["n4"] is ServerSuffrage.VOTER
+        assert ids["n5"] is ServerSuffrage.NONVOTER
+        fsm = c.fsm(leader.local_id)
+        assert isinstance(fsm, RecordingFSM)
+        applied = set(fsm.logs)
+        assert all(a in applied for a in acked)  # every acknowledged write is in the FSM
+
+
+async def test_membership_calls_and_configuration() -> None:
+    async with await Cluster.create(3) as c:
+        leader = await c.wait_for_leader()
+        cf = leader.get_configuration()
+        cfg = await cf
+        assert [s.id for s in cfg] == ["n1", "n2", "n3"]
+        assert cf.index == 1
+        c._new_member("n4")
+        await c.start("n4")
+        idx = await leader.add_nonvoter("n4", "n4")
+        assert idx > 1
+        cfg = await leader.get_configuration()
+        assert cfg.get("n4") == Server("n4", "n4", ServerSuffrage.NONVOTER)
+        # prev_index that is not the latest configuration index is refused
+        with pytest.raises(RaftError, match="configuration changed"):
+            await leader.add_voter("n4", "n4", prev_index=1)
+        cf = leader.get_configuration()
+        await cf
+        idx2 = await leader.add_voter("n4", "n4", prev_index=cf.index)
+        assert idx2 > idx
+        assert (await leader.get_configuration()).is_voter("n4")
+        await leader.demote_voter("n4")
+        assert not (await leader.get_configuration()).is_voter("n4")
+        await leader.remove_server("n4")
+        assert (await leader.get_configuration()).get("n4") is None
+        # bad user input: clear errors
+        with pytest.raises(ConfigurationError, match="server id"):
+            await leader.add_voter("", "x")
+        with pytest.raises(ConfigurationError, match="address"):
+            await leader.add_voter("n7", "")
+        with pytest.raises(ConfigurationError, match="prev_index"):
+            await leader.remove_server("n2", prev_index=-1)
+
+
+async def test_removed_leader_steps_down_and_shuts_down() -> None:
+    async with await Cluster.create(3) as c:
+        leader = await c.wait_for_leader()
+        await leader.remove_server(leader.local_id)
+        await wait_for(lambda: leader.state is RaftState.SHUTDOWN, what="removed leader shut down")
+        rest = [m for m in c.members if m != leader.local_id]
+        new = await c.wait_for_leader(among=rest)
+        await new.apply(b"x")
+        assert (await new.get_configuration()).get(leader.local_id) is None
+
+
+async def test_shutdown_semantics() -> None:
+    async with await Cluster.create(3) as c:
+        leader = await c.wait_for_leader()
+        c.isolate(leader.local_id)
+        pending = [leader.apply(b"p%d" % i) for i in range(5)]
+        verify = leader.verify_leader()
+        changes = leader.leader_changes()
+        await leader.shutdown()
+        for f in pending:
+            with pytest.raises(RaftShutdownError):
+                await f
+        with pytest.raises(RaftShutdownError):
+            await verify
+        assert leader.state is RaftState.SHUTDOWN
+        await leader.shutdown()  # idempotent
+        with pytest.raises(RaftShutdownError):
+            await leader.apply(b"late")
+        with pytest.raises(RaftShutdownError):
+            await leader.verify_leader()
+        assert [x async for x in changes] == [False]  # leadership ends with the node
+        c.heal()
+
+
+async def test_leader_changes_iterator_and_observers() -> None:
+    async with await Cluster.create(3) as c:
+        leader = await c.wait_for_leader()
+        changes = leader.leader_changes()
+        seen: list[Any] = []
+        follower = c.followers()[0]
+        obs = follower.observe(lambda o: isinstance(o.data, LeaderObservation | RaftState))
+        votes = [
+            f.observe(lambda o: isinstance(o.data, RequestVoteObservation)) for f in c.followers()
+        ]
+        peers = leader.observe(lambda o: isinstance(o.data, PeerObservation))
+        c.isolate(leader.local_id)
+        assert await changes.__anext__() is False  # the isolated leader steps down (lease)
+        c.heal()
+        await c.wait_for_leader()
+        async with obs:
+            while True:
+                o = await asyncio.wait_for(obs.__anext__(), 5)
+                seen.append(o.data)
+                if isinstance(o.data, LeaderObservation) and o.data.leader_id:
+                    break
+        assert any(isinstance(d, LeaderObservation) for d in seen)
+        # the two followers elected one of them: the other one saw a vote request
+        got = [v.queue.get_nowait() for v in votes if not v.queue.empty()]
+        assert got and isinstance(got[0].data, RequestVoteObservation)
+        await changes.aclose()
+        new_leader = await c.wait_for_leader()
+        new_leader.register_observer(peers)
+        c._new_member("n4")
+        await c.start("n4")
+        await new_leader.add_nonvoter("n4", "n4")
+        p = await asyncio.wait_for(peers.__anext__(), 5)
+        assert isinstance(p.data, PeerObservation) and p.data.peer.id == "n4"
+        new_leader.deregister_observer(peers)
+
+
+async def test_barrier_and_verify_leader() -> None:
+    async with await Cluster.create(3) as c:
+        leader = await c.wait_for_leader()
+        fs = [leader.apply(b"x%d" % i) for i in range(20)]
+        b = leader.barrier()
+        await b
+        assert all(f.done() for f in fs)
+        assert leader.applied_index() >= b.index
+        await leader.verify_leader()
+        stats = leader.stats()
+        assert stats["state"] == "Leader"
+        assert int(stats["applied_index"]) >= b.index
+        assert stats["num_peers"] == "2"
+        assert leader.leader() == (leader.local_addr, leader.local_id)
+
+
+async def test_bootstrap_rules() -> None:
+    net = InmemNetwork(seed=3)
+    nodes: list[Raft] = []
+    try:
+        cfg = Configuration(tuple(Server(f"m{i}", f"m{i}") for i in range(3)))
+        for i in range(3):
+            t = net.transport(f"m{i}")
+            r = Raft(
+                fast_config(f"m{i}"),
+                RecordingFSM(),
+                InmemLogStore(),
+                InmemStableStore(),
+                InmemSnapshotStore(),
+                t,
+            )
+            await r.start()
+            nodes.append(r)
+        with pytest.raises(ConfigurationError):
+            await nodes[0].bootstrap_cluster(Configuration(()))
+        await nodes[0].bootstrap_cluster(cfg)
+        with pytest.raises(CantBootstrapError):
+            await nodes[0].bootstrap_cluster(cfg)
+        # the others learn the configuration from the leader
+        await wait_for(lambda: any(r.state is RaftState.LEADER for r in nodes), what="leader")
+        leader = next(r for r in nodes if r.state is RaftState.LEADER)
+        await leader.apply(b"z")
+        await wait_for(lambda: all(r.applied_index() == leader.applied_index() for r in nodes))
+    finally:
+        for r in nodes:
+            await r.shutdown()
+
+
+async def test_restart_whole_cluster_from_stores() -> None:
+    async with await Cluster.create(3) as c:
+        leader = await c.wait_for_leader()
+        await apply_many(leader, [b"r%d" % i for i in range(30)])
+        await c.ensure_same_state()
+        for mid in list(c.members):
+            await c.stop(mid)
+        for mid in list(c.members):
+            await c.start(mid)
+        leader = await c.wait_for_leader()
+        await leader.barrier()
+        await c.ensure_same_state()
+        fsm = c.fsm("n1")
+        assert isinstance(fsm, RecordingFSM)
+        assert fsm.logs == [b"r%d" % i for i in range(30)]
+
+
+class _ThreadedLogStore(InmemLogStore):
+    """Same store, but the node must use its writer thread (not inline-safe)."""
+
+    inline_safe = False
+
+
+class _ThreadedStableStore(InmemStableStore):
+    inline_safe = False
+
+
+async def test_writer_thread_path() -> None:
+    net = InmemNetwork(seed=5)
+    nodes: list[Raft] = []
+    try:
+        cfg = Configuration(tuple(Server(f"t{i}", f"t{i}") for i in range(3)))
+        for i in range(3):
+            r = Raft(
+                fast_config(f"t{i}"),
+                RecordingFSM(),
+                _ThreadedLogStore(),
+                _ThreadedStableStore(),
+                InmemSnapshotStore(),
+                net.transport(f"t{i}"),
+            )
+            await r.start()
+            assert r._writer is not None
+            nodes.append(r)
+        for r in nodes:
+            await r.bootstrap_cluster(cfg)
+        await wait_for(lambda: any(r.state is RaftState.LEADER for r in nodes), what="leader")
+        leader = next(r for r in nodes if r.state is RaftState.LEADER)
+        await apply_many(leader, [b"%d" % i for i in range(300)], in_flight=64)
+        await wait_for(lambda: all(r.applied_index() == leader.applied_index() for r in nodes))
+        fsms = [r._fsm for r in nodes]
+        assert all(f == fsms[0] for f in fsms)
+    finally:
+        for r in nodes:
+            await r.shutdown()
+
+
+async def test_bad_input_on_transport_is_dropped(caplog: pytest.LogCaptureFixture) -> None:
+    from ddastate.raft.commands import (
+        AppendEntriesRequest,
+        InstallSnapshotRequest,
+        RequestVoteRequest,
+    )
+    from ddastate.raft.log import Log
+
+    async with await Cluster.create(3) as c:
+        leader = await c.wait_for_leader()
+        await leader.apply(b"ok")
+        follower = c.followers()[0]
+        t = c.members[follower.local_id].transport
+        assert t is not None
+        term = follower.current_term()
+        bad: list[Any] = [
+            "garbage",
+            42,
+            None,
+            AppendEntriesRequest(term=-1, leader=b"n1", addr=b"n1", id=b"n1"),
+            AppendEntriesRequest(term=2**70, leader=b"n1", addr=b"n1", id=b"n1"),
+            AppendEntriesRequest(
+                term=term, leader=b"n1", prev_log_entry=2**66, addr=b"n1", id=b"n1"
+            ),
+            AppendEntriesRequest(
+                term=term,
+                leader=b"n1",
+                entries=["not a log"],
+                addr=b"n1",
+                id=b"n1",  # type: ignore[list-item]
+            ),
+            AppendEntriesRequest(
+                term=term,
+                leader=b"n1",
+                prev_log_entry=1,
+                prev_log_term=1,
+                entries=[Log(index=5, term=1)],  # not contiguous with prev_log_entry
+                addr=b"n1",
+                id=b"n1",
+            ),
+            AppendEntriesRequest(term="x", leader=b"n1"),  # type: ignore[arg-type]
+            RequestVoteRequest(term=term + 1, candidate=12, id=b"n9", addr=b"n9"),  # type: ignore[arg-type]
+            RequestVoteRequest(term=term, protocol_version=1, id=b"n9", addr=b"n9"),
+            InstallSnapshotRequest(term=term, size=-5, configuration=b"\xc1"),
+        ]
+        with caplog.at_level(logging.WARNING, logger="ddastate.raft.node"):
+            for cmd in bad:
+                fut = t.inject(cmd)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(fut, 2)
+        assert "malformed" in caplog.text
+        assert follower.state is RaftState.FOLLOWER
+        assert follower.current_term() == term  # absurd terms did not move us
+        leader = await c.wait_for_leader()
+        await apply_many(leader, [b"after%d" % i for i in range(20)])
+        await c.ensure_same_state()
+
+
+async def test_enqueue_timeout_and_cancelled_apply() -> None:
+    async with await Cluster.create(3) as c:
+        leader = await c.wait_for_leader()
+        f = leader.apply(b"x", timeout=5.0)
+        assert await f == f.index
+        g = leader.apply(b"y")
+        g.cancel()
+        await leader.barrier()
+        fsm = c.fsm(leader.local_id)
+        assert isinstance(fsm, RecordingFSM)
+        assert b"y" not in fsm.logs
+        with pytest.raises(TypeError):
+            await leader.apply("not bytes")  # type: ignore[arg-type]
