@@ -229,6 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Run Mosquitto configured for ddastate.")
     ap.add_argument("--port", type=int, default=1883)
     args = ap.parse_args(argv)
+    def _term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _term)
     broker = Mosquitto(args.port).start()
     print(f"mosquitto running at {broker.url} (pid {broker.pid}); config {broker.config_path}")
     print("Ctrl-C to stop")
