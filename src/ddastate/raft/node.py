@@ -1422,7 +1422,18 @@ class Raft:
     def reload_config(self, rc: ReloadableConfig) -> None:
         """Change the five reloadable settings on the running node (ConfigError if invalid)."""
         new = self._config.with_reloadable(rc)
+        old = self._config
         self._config = new
+        if (
+            new.snapshot_interval != old.snapshot_interval
+            and self._auto_snapshot_task is not None
+            and not self._auto_snapshot_task.done()
+            and self._loop is not None
+        ):
+            self._auto_snapshot_task.cancel()
+            self._auto_snapshot_task = self._loop.create_task(
+                self._auto_snapshots(), name=f"raft-snap-{self.local_id}"
+            )
         core = self._core
         if core is not None:
             cc = getattr(core, "config", None) or getattr(core, "_config", None)
