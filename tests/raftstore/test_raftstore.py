@@ -17,7 +17,7 @@ from ddastate.raft.snapshot_file import FileSnapshotStore
 from ddastate.raft.snapshot_inmem import InmemSnapshotStore
 from ddastate.state.api import MembershipChange
 from ddastate.state.raft.codec import CodecError, encode_log
-from ddastate.state.raft.store import LogRecordError, RaftStore, StableRecordError
+from ddastate.state.raft.store import LOG_SEQ, LogRecordError, RaftStore, StableRecordError
 from ddastate.store import StoreLockedError
 
 MAX = 2**64 - 1
@@ -151,11 +151,11 @@ def test_log_and_stable_keys_do_not_mix(rs: RaftStore) -> None:
 
 def test_damaged_record_names_its_index(rs: RaftStore) -> None:
     rs.store_logs(entries(1, 3))
-    rs.kv.set(b"L" + (2).to_bytes(8, "big"), b"\x92\xc1garbage")
+    rs.kv.seq_put_many(LOG_SEQ, [(2, b"\x92\xc1garbage")])
     with pytest.raises(LogRecordError, match="index 2") as ei:
         rs.get_log(2)
     assert ei.value.index == 2 and isinstance(ei.value, CodecError)
-    rs.kv.set(b"L" + (3).to_bytes(8, "big"), encode_log(Log(9, 1)))
+    rs.kv.seq_put_many(LOG_SEQ, [(3, encode_log(Log(9, 1)))])
     with pytest.raises(LogRecordError, match=r"index 3.*holds index 9"):
         rs.get_log(3)
     assert rs.get_log(1).index == 1

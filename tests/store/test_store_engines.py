@@ -276,3 +276,52 @@ def test_sqlite_refuses_a_damaged_database(tmp_path: Path) -> None:
         SqliteStore(str(tmp_path))
     (tmp_path / "store.sqlite").unlink()
     SqliteStore(str(tmp_path)).close()  # the lock was released on failure
+
+
+# ----------------------------------------------------------------- sequences
+
+MAX = 2**64 - 1
+
+
+def test_sequence_calls(store: Store) -> None:
+    assert store.seq_bounds("log") is None
+    assert store.seq_get("log", 1) is None
+    store.seq_delete_range("log", 0, MAX)
+    idx = [0, 1, 255, 256, 2**32, 2**63 - 1, 2**63, 2**64 - 2, MAX]
+    store.seq_put_many("log", [(i, i.to_bytes(8, "big")) for i in reversed(idx)])
+    assert store.seq_bounds("log") == (0, MAX)
+    assert [i for i, _ in store.seq_scan("log", 0, MAX)] == idx
+    assert [i for i, _ in store.seq_scan("log", 2, 2**63, limit=3)] == [255, 256, 2**32]
+    assert all(store.seq_get("log", i) == i.to_bytes(8, "big") for i in idx)
+    store.seq_put_many("log", [(256, b"new")])
+    assert store.seq_get("log", 256) == b"new"
+    store.seq_delete_range("log", 2**63, MAX)
+    assert store.seq_bounds("log") == (0, 2**63 - 1)
+    store.seq_delete_range("log", 0, 1)
+    store.seq_delete_range("log", 300, 200)
+    assert store.seq_bounds("log") == (255, 2**63 - 1)
+    store.seq_put_many("log", [])
+    assert store.seq_bounds("other") is None  # sequences are separate keyspaces
+    assert list(store.scan_range(None, None)) == []  # ... and apart from byte keys
+
+
+def test_sequence_scan_crosses_chunks(store: Store) -> None:
+    store.seq_put_many("s", [(i, b"x") for i in range(1, 1001)])
+    assert [i for i, _ in store.seq_scan("s", 0, MAX)] == list(range(1, 1001))
+    assert [i for i, _ in store.seq_scan("s", 100, 900, limit=500)] == list(range(100, 600))
+
+
+def test_sequence_bad_names_and_indexes(store: Store) -> None:
+    for bad in ("", "Log", "1x", "a-b", "x; DROP TABLE kv", "a" * 50):
+        with pytest.raises(StoreError, match="sequence name"):
+            store.seq_get(bad, 1)
+    for idx in (-1, 2**64, "1", 1.0):
+        with pytest.raises(StoreError, match="not an unsigned 64-bit"):
+            store.seq_put_many("log", [(idx, b"x")])  # type: ignore[list-item]
+
+
+def test_sequences_persist(tmp_path: Path) -> None:
+    with SqliteStore(str(tmp_path)) as s:
+        s.seq_put_many("log", [(7, b"seven"), (MAX, b"max")])
+    with SqliteStore(str(tmp_path)) as s:
+        assert s.seq_bounds("log") == (7, MAX) and s.seq_get("log", MAX) == b"max"

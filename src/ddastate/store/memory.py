@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left, insort
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
-from .api import Store, StoreClosedError, WriteBatch, _check_kv
+from .api import Store, StoreClosedError, WriteBatch, _check_kv, check_index, check_seq
 
 _CHUNK = 256
 
@@ -22,6 +22,7 @@ class MemoryStore(Store):
         self._keys: list[bytes] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._seqs: dict[str, tuple[dict[int, bytes], list[int]]] = {}
 
     @property
     def closed(self) -> bool:
@@ -109,3 +110,67 @@ class MemoryStore(Store):
     def close(self) -> None:
         with self._lock:
             self._closed = True
+
+    # --------------------------------------------------------------- sequences
+
+    def _seq(self, seq: str) -> tuple[dict[int, bytes], list[int]]:
+        self._check_open()
+        s = self._seqs.get(seq)
+        if s is None:
+            s = self._seqs[check_seq(seq)] = ({}, [])
+        return s
+
+    def seq_put_many(self, seq: str, items: Sequence[tuple[int, bytes]]) -> None:
+        pairs = [(check_index(i), bytes(v)) for i, v in items]
+        with self._lock:
+            data, keys = self._seq(seq)
+            for i, v in pairs:
+                if i not in data:
+                    if not keys or keys[-1] < i:
+                        keys.append(i)
+                    else:
+                        insort(keys, i)
+                data[i] = v
+
+    def seq_get(self, seq: str, index: int) -> bytes | None:
+        with self._lock:
+            return self._seq(seq)[0].get(index)
+
+    def seq_delete_range(self, seq: str, first: int, last: int) -> None:
+        check_index(first)
+        check_index(last)
+        with self._lock:
+            data, keys = self._seq(seq)
+            i = bisect_left(keys, first)
+            j = bisect_left(keys, last + 1)
+            for k in keys[i:j]:
+                del data[k]
+            del keys[i:j]
+
+    def seq_bounds(self, seq: str) -> tuple[int, int] | None:
+        with self._lock:
+            keys = self._seq(seq)[1]
+            return (keys[0], keys[-1]) if keys else None
+
+    def seq_scan(
+        self, seq: str, first: int, last: int, limit: int | None = None
+    ) -> Iterator[tuple[int, bytes]]:
+        check_index(first)
+        check_index(last)
+        lo = first
+        remaining = limit
+        while remaining is None or remaining > 0:
+            n = _CHUNK if remaining is None else min(_CHUNK, remaining)
+            with self._lock:
+                data, keys = self._seq(seq)
+                i = bisect_left(keys, lo)
+                j = bisect_left(keys, last + 1)
+                rows = [(k, data[k]) for k in keys[i : min(j, i + n)]]
+            if not rows:
+                return
+            yield from rows
+            if remaining is not None:
+                remaining -= len(rows)
+            lo = rows[-1][0] + 1
+            if len(rows) < n:
+                return

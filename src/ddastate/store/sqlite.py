@@ -15,9 +15,18 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
-from .api import Store, StoreClosedError, StoreError, StoreLockedError, WriteBatch, _check_kv
+from .api import (
+    Store,
+    StoreClosedError,
+    StoreError,
+    StoreLockedError,
+    WriteBatch,
+    _check_kv,
+    check_index,
+    check_seq,
+)
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +35,9 @@ LOCK_NAME = "LOCK"
 _CHUNK = 256
 
 _SET = "INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)"
+# Sequence indexes are unsigned 64-bit; SQLite's integer keys are signed: shift by 2**63,
+# which keeps the order.
+_SHIFT = 1 << 63
 
 
 class SqliteStore(Store):
@@ -44,6 +56,7 @@ class SqliteStore(Store):
         self._lock_fd = self._acquire_lock()
         self._lock = threading.Lock()
         self._closed = False
+        self._seq_sql: dict[str, tuple[str, str, str, str, str]] = {}
         path = os.path.join(self.location, DB_NAME)
         try:
             # Implicit transactions (the sqlite3 default): a write statement opens one and
@@ -208,6 +221,100 @@ class SqliteStore(Store):
             else:
                 lo = bytes(rows[-1][0])
                 lo_incl = False
+            if len(rows) < n:
+                return
+
+    # --------------------------------------------------------------- sequences
+
+    def _seq(self, seq: str) -> tuple[str, str, str, str, str]:
+        """SQL of a sequence's table (created on first use); call with the lock held."""
+        if self._closed:
+            raise StoreClosedError(f"store {self.location!r} is closed")
+        sql = self._seq_sql.get(seq)
+        if sql is None:
+            t = "seq_" + check_seq(seq)
+            try:
+                self._db.execute(
+                    f"CREATE TABLE IF NOT EXISTS {t} (i INTEGER PRIMARY KEY, v BLOB NOT NULL)"
+                )
+                self._db.commit()
+            except sqlite3.Error as e:
+                raise self._fail(f"create sequence {seq}", e) from e
+            sql = self._seq_sql[seq] = (
+                f"INSERT OR REPLACE INTO {t} (i, v) VALUES (?, ?)",
+                f"SELECT v FROM {t} WHERE i = ?",
+                f"DELETE FROM {t} WHERE i >= ? AND i <= ?",
+                f"SELECT min(i), max(i) FROM {t}",
+                f"SELECT i, v FROM {t} WHERE i >= ? AND i <= ? ORDER BY i LIMIT ?",
+            )
+        return sql
+
+    def seq_put_many(self, seq: str, items: Sequence[tuple[int, bytes]]) -> None:
+        shift = _SHIFT
+        rows = [(check_index(i) - shift, v) for i, v in items]
+        with self._lock:
+            sql = self._seq(seq)[0]
+            db = self._db
+            try:
+                db.executemany(sql, rows)
+                db.commit()
+            except sqlite3.Error as e:
+                self._rollback()
+                raise self._fail(f"append to {seq}", e) from e
+
+    def seq_get(self, seq: str, index: int) -> bytes | None:
+        key = check_index(index) - _SHIFT
+        with self._lock:
+            sql = self._seq(seq)[1]
+            try:
+                row = self._db.execute(sql, (key,)).fetchone()
+            except sqlite3.Error as e:
+                raise self._fail(f"get from {seq}", e) from e
+        return None if row is None else bytes(row[0])
+
+    def seq_delete_range(self, seq: str, first: int, last: int) -> None:
+        args = (check_index(first) - _SHIFT, check_index(last) - _SHIFT)
+        with self._lock:
+            sql = self._seq(seq)[2]
+            try:
+                self._db.execute(sql, args)
+                self._db.commit()
+            except sqlite3.Error as e:
+                self._rollback()
+                raise self._fail(f"delete from {seq}", e) from e
+
+    def seq_bounds(self, seq: str) -> tuple[int, int] | None:
+        with self._lock:
+            sql = self._seq(seq)[3]
+            try:
+                lo, hi = self._db.execute(sql).fetchone()
+            except sqlite3.Error as e:
+                raise self._fail(f"bounds of {seq}", e) from e
+        if lo is None:
+            return None
+        return int(lo) + _SHIFT, int(hi) + _SHIFT
+
+    def seq_scan(
+        self, seq: str, first: int, last: int, limit: int | None = None
+    ) -> Iterator[tuple[int, bytes]]:
+        lo = check_index(first) - _SHIFT
+        hi = check_index(last) - _SHIFT
+        remaining = limit
+        while remaining is None or remaining > 0:
+            n = _CHUNK if remaining is None else min(_CHUNK, remaining)
+            with self._lock:
+                sql = self._seq(seq)[4]
+                try:
+                    rows = self._db.execute(sql, (lo, hi, n)).fetchall()
+                except sqlite3.Error as e:
+                    raise self._fail(f"scan of {seq}", e) from e
+            if not rows:
+                return
+            for i, v in rows:
+                yield int(i) + _SHIFT, bytes(v)
+            if remaining is not None:
+                remaining -= len(rows)
+            lo = int(rows[-1][0]) + 1
             if len(rows) < n:
                 return
 

@@ -24,7 +24,8 @@ plain dict in sorted key order and handing it to ``msgpack.packb`` in one C call
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from typing import IO, Any, TypeVar, cast
 
 import msgpack
@@ -65,6 +66,7 @@ __all__ = [
     "decode_msgpack_from_reader",
     "decode_rpc_reply",
     "encode_log",
+    "encode_logs",
     "encode_msgpack",
     "go_time_form",
 ]
@@ -82,23 +84,46 @@ _NS = 1_000_000_000
 _GO_ZERO_UNIX_SEC = -62_135_596_800
 _GO_ZERO_NS = _GO_ZERO_UNIX_SEC * _NS
 
-_packb = msgpack.packb
 _unpackb = msgpack.unpackb
 _NIL = b"\xc0"
+_tls = threading.local()
+
+
+def _new_packer() -> Any:
+    p = _tls.packer = msgpack.Packer(use_bin_type=False, autoreset=True)
+    return p
 
 
 def _pack(value: Any) -> bytes:
-    out: bytes = _packb(value, use_bin_type=False)
+    """msgpack with Go's raw-string family; one reusable Packer per thread."""
+    try:
+        packer = _tls.packer
+    except AttributeError:
+        packer = _new_packer()
+    out: bytes = packer.pack(value)
     return out
 
 
 # ------------------------------------------------------------------------- time
 
 
+_last_time: tuple[int | None, bytes | None] = (None, None)
+
+
 def go_time_form(ns: int | None) -> bytes | None:
     """The raw bytes go-msgpack writes for a time given as Unix nanoseconds (None: zero time)."""
+    global _last_time
     if ns is None:
         return None
+    last = _last_time  # entries of one batch usually share their time
+    if last[0] == ns and type(ns) is int:
+        return last[1]
+    form = _go_time_form(ns)
+    _last_time = (ns, form)
+    return form
+
+
+def _go_time_form(ns: int) -> bytes | None:
     if type(ns) is not int:
         raise CodecError(f"AppendedAt must be an int of nanoseconds, not {type(ns).__name__}")
     if ns == _GO_ZERO_NS:
@@ -286,6 +311,49 @@ def encode_log(log: Log) -> bytes:
         raise
     except Exception as e:
         raise CodecError(f"Log {getattr(log, 'index', '?')} does not encode: {e}") from e
+
+
+def encode_logs(logs: Sequence[Log]) -> list[bytes]:
+    """Encode many entries (the store's batch path: one loop, one Packer, shared times)."""
+    try:
+        pack = _tls.packer.pack
+    except AttributeError:
+        pack = _new_packer().pack
+    out: list[bytes] = []
+    append = out.append
+    last_ns: int | None = None
+    last_form: bytes | None = None
+    e: Any = None
+    try:
+        for e in logs:
+            at = e.appended_at
+            if at is None:
+                form = None
+            elif at == last_ns:
+                form = last_form
+            else:
+                form = last_form = go_time_form(at)
+                last_ns = at
+            t = e.type
+            if type(t) is not LogType:
+                t = LogType(t)
+            append(
+                pack(
+                    {
+                        "AppendedAt": form,
+                        "Data": e.data,
+                        "Extensions": e.extensions,
+                        "Index": e.index,
+                        "Term": e.term,
+                        "Type": t,
+                    }
+                )
+            )
+    except CodecError:
+        raise
+    except Exception as ex:
+        raise CodecError(f"Log {getattr(e, 'index', '?')} does not encode: {ex}") from ex
+    return out
 
 
 def decode_log(data: bytes) -> Log:

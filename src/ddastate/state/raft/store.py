@@ -5,10 +5,12 @@
 empty) and snapshots in a FileSnapshotStore under ``<location>/snapshots`` keeping 2 (or
 an in-memory snapshot store keeping the latest).
 
-Keys: log entries under ``b"L"`` + the index as 8 bytes big-endian, so the store's byte
-order is index order; stable-store keys under ``b"S"`` + the key. Entries are stored
-in the codec's Log form (the msgpack hashicorp/raft's Go encoder writes). ``store_logs``
-is one durable transaction. First and last index are cached in memory.
+Log entries live in the store's sequence ``raft_log``, keyed by their uint64 index
+(ordered as 8-byte big-endian keys; the SQLite engine keeps a sequence in an
+integer-keyed table, its fastest append path); stable-store keys live in the byte-keyed
+space under ``b"S"`` + the key, in the same database file. Entries are stored in the
+codec's Log form (the msgpack hashicorp/raft's Go encoder writes). ``store_logs`` is
+one durable transaction. First and last index are cached in memory.
 
 Membership-change observers are fed from configuration entries as they are stored,
 as the reference does: a new first observer gets the current members (from the
@@ -35,9 +37,9 @@ from ddastate.raft.log import Log, LogType
 from ddastate.raft.snapshot_file import FileSnapshotStore
 from ddastate.raft.snapshot_inmem import InmemSnapshotStore
 from ddastate.state.api import MembershipChange
-from ddastate.store import MemoryStore, SqliteStore, Store, WriteBatch
+from ddastate.store import MemoryStore, SqliteStore, Store
 
-from .codec import CodecError, decode_log, encode_log
+from .codec import CodecError, decode_log, encode_logs
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +54,7 @@ __all__ = [
 RETAIN_SNAPSHOTS = 2
 MAX_INDEX = 0xFFFF_FFFF_FFFF_FFFF
 
-_LOG = b"L"
-_LOG_END = b"M"
+LOG_SEQ = "raft_log"
 _STABLE = b"S"
 
 MembershipSink = Union["asyncio.Queue[MembershipChange]", Callable[[MembershipChange], None]]
@@ -72,10 +73,10 @@ class StableRecordError(CodecError):
     """A stable-store value is not what it must be (e.g. not 8 bytes for a uint64)."""
 
 
-def _log_key(index: int) -> bytes:
+def _check_index(index: int) -> int:
     if type(index) is not int or not 0 <= index <= MAX_INDEX:
         raise ValueError(f"log index {index!r} is not a uint64")
-    return _LOG + index.to_bytes(8, "big")
+    return index
 
 
 def _put(queue: asyncio.Queue[MembershipChange], change: MembershipChange) -> None:
@@ -153,10 +154,8 @@ class RaftStore:
         return self._kv
 
     def _load_bounds(self) -> None:
-        first = next(self._kv.scan_range(_LOG, _LOG_END, limit=1), None)
-        last = next(self._kv.scan_range_reverse(_LOG, _LOG_END, limit=1), None)
-        self._first = 0 if first is None else int.from_bytes(first[0][1:], "big")
-        self._last = 0 if last is None else int.from_bytes(last[0][1:], "big")
+        bounds = self._kv.seq_bounds(LOG_SEQ)
+        self._first, self._last = (0, 0) if bounds is None else bounds
 
     # ---------------------------------------------------------------- LogStore
 
@@ -170,7 +169,7 @@ class RaftStore:
 
     def get_log(self, index: int) -> Log:
         """The entry at ``index``; LogNotFoundError if absent, LogRecordError if damaged."""
-        raw = self._kv.get(_log_key(index))
+        raw = self._kv.seq_get(LOG_SEQ, _check_index(index))
         if raw is None:
             raise LogNotFoundError()
         try:
@@ -189,11 +188,14 @@ class RaftStore:
         """Store entries durably in one transaction (gaps allowed, as in hashicorp)."""
         if not logs:
             return
-        pairs = [(_log_key(e.index), encode_log(e)) for e in logs]
-        lo = min(e.index for e in logs)
-        hi = max(e.index for e in logs)
+        idx = [e.index for e in logs]
+        lo = min(idx)
+        hi = max(idx)
+        _check_index(lo)
+        _check_index(hi)
+        pairs = list(zip(idx, encode_logs(logs), strict=True))
         with self._lock:
-            self._kv.set_many(pairs)
+            self._kv.seq_put_many(LOG_SEQ, pairs)
             if self._first == 0 or lo < self._first:
                 self._first = lo
             if hi > self._last:
@@ -204,10 +206,10 @@ class RaftStore:
 
     def delete_range(self, min_index: int, max_index: int) -> None:
         """Delete entries with ``min_index <= index <= max_index`` (max may be 2**64-1)."""
-        start = _log_key(min_index)
-        end = _LOG_END if max_index >= MAX_INDEX else _log_key(max_index + 1)
+        _check_index(min_index)
+        _check_index(max_index)
         with self._lock:
-            self._kv.write(WriteBatch().delete_range(start, end))
+            self._kv.seq_delete_range(LOG_SEQ, min_index, max_index)
             self._load_bounds()
 
     # ------------------------------------------------------------- StableStore
