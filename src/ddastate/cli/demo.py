@@ -32,6 +32,8 @@ from ddastate.state.api import Input, InputOp
 
 MEMBERS = ("member-1", "member-2", "member-3")
 FRAME_INTERVAL = 0.1
+PHASE_PAUSE = 0.8
+WRITE_PAUSE = 0.02
 
 log = logging.getLogger("ddastate.demo")
 
@@ -257,13 +259,15 @@ async def _writes(view: View, writers: list[Member], count: int, prefix: str) ->
             key = f"{prefix}/{m.name}/{i:03d}"
             value = f"written by {m.name} at {view.elapsed():.3f}s".encode()
             await m.binding.propose_input(Input(InputOp.SET, key, value), timeout=20.0)
+            if view.live:
+                await asyncio.sleep(WRITE_PAUSE)  # slow enough to watch the indexes move
         return count
 
     done = await asyncio.gather(*(from_member(m) for m in writers))
     return sum(done)
 
 
-async def _demo(out: TextIO, live: bool, root: Path, writes: int) -> int:
+async def _demo(out: TextIO, live: bool, root: Path, writes: int, keep: bool) -> int:
     from ddastate.com.loopback import LoopbackBus
 
     bus = LoopbackBus(seed=7)
@@ -279,6 +283,8 @@ async def _demo(out: TextIO, live: bool, root: Path, writes: int) -> int:
         await body()
         phases.append((name, time.monotonic() - t))
         view.snapshot()
+        if live:
+            await asyncio.sleep(PHASE_PAUSE)  # let a human read the live view
 
     try:
 
@@ -361,7 +367,7 @@ async def _demo(out: TextIO, live: bool, root: Path, writes: int) -> int:
     observed = {m.name: state_digest(m.observed) for m in members}
     sizes = {m.name: len(m.replicated_state()) for m in members}
     equal = len(set(digests.values())) == 1 and observed == digests
-    _summary(out, view, phases, members, digests, sizes, total_writes, equal, root)
+    _summary(out, view, phases, members, digests, sizes, total_writes, equal, root, keep)
     for m in members:
         await m.stop()
     return 0 if equal else 1
@@ -377,6 +383,7 @@ def _summary(
     total_writes: int,
     equal: bool,
     root: Path,
+    keep: bool,
 ) -> None:
     p = print
     p("", file=out)
@@ -394,7 +401,8 @@ def _summary(
     rows = [(m.name, sizes[m.name], digests[m.name], m.starts) for m in members]
     p(table(("MEMBER", "KEYS", "STATE DIGEST", "STARTS"), rows), file=out)
     p("", file=out)
-    p(f"stores: {root}", file=out)
+    kept = "kept" if keep else "removed at exit; --keep keeps them"
+    p(f"stores: {root} ({kept})", file=out)
     verdict = "all three states are equal" if equal else "STATES DIFFER"
     p(f"result: {verdict} ({view.elapsed():.1f} s)", file=out, flush=True)
 
@@ -413,7 +421,7 @@ def run_demo(*, plain: bool = False, keep: bool = False, writes: int = 20) -> in
     )
     print(f"ddastate {__version__} demo: stores and log in {root}", file=out, flush=True)
     try:
-        return asyncio.run(_demo(out, live, root, writes))
+        return asyncio.run(_demo(out, live, root, writes, keep))
     finally:
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
