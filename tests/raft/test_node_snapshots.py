@@ -65,14 +65,7 @@ async def test_compaction_keeps_trailing_logs() -> None:
 
 
 async def test_lagging_follower_catches_up_through_install_snapshot() -> None:
-    cfg = fast_config(
-        trailing_logs=50,
-        snapshot_threshold=100,
-        snapshot_interval=0.02,
-        heartbeat_timeout=0.2,
-        election_timeout=0.2,
-        leader_lease_timeout=0.2,
-    )
+    cfg = fast_config(trailing_logs=50, snapshot_threshold=100, snapshot_interval=0.02)
     async with await Cluster.create(3, config=cfg) as c:
         leader = await c.wait_for_leader()
         lagger = next(m for m in c.members if m != leader.local_id)

@@ -346,15 +346,18 @@ class Cluster:
 
 
 async def apply_many(raft: Raft, items: list[bytes], *, in_flight: int = 64) -> list[Any]:
-    """Apply ``items`` keeping up to ``in_flight`` outstanding; returns the responses."""
-    sem = asyncio.Semaphore(in_flight)
-    out: list[Any] = [None] * len(items)
+    """Apply ``items`` in order keeping up to ``in_flight`` outstanding; returns the responses.
 
-    async def one(i: int, data: bytes) -> None:
-        async with sem:
+    Uses ``in_flight`` worker tasks (not one task per item, which would stall the loop).
+    """
+    out: list[Any] = [None] * len(items)
+    it = iter(enumerate(items))
+
+    async def worker() -> None:
+        for i, data in it:
             out[i] = await raft.apply(data)
 
-    await asyncio.gather(*(one(i, d) for i, d in enumerate(items)))
+    await asyncio.gather(*(worker() for _ in range(max(1, min(in_flight, len(items))))))
     return out
 
 
