@@ -114,6 +114,14 @@ async def test_no_snapshot_restore_on_start() -> None:
         assert node.applied_index() > meta.index
 
 
+def _damage(path: Path) -> None:
+    with open(path, "r+b") as fh:
+        fh.seek(0)
+        fh.write(b"\xff\xff\xff\xff")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 async def test_damaged_newest_snapshot_falls_back(tmp_path: Path) -> None:
     dirs = iter(range(100))
 
@@ -133,11 +141,7 @@ async def test_damaged_newest_snapshot_falls_back(tmp_path: Path) -> None:
         sdir = Path(snaps.dir) / second.id
         victims = [p for p in sdir.iterdir() if p.is_file() and "meta" not in p.name]
         assert victims
-        with open(victims[0], "r+b") as fh:
-            fh.seek(0)
-            fh.write(b"\xff\xff\xff\xff")
-            fh.flush()
-            os.fsync(fh.fileno())
+        _damage(victims[0])
         await c.stop("n1")
         node = await c.start("n1")
         assert node.stats()["last_snapshot_index"] == str(first.index)
