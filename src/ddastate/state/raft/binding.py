@@ -90,6 +90,7 @@ class BindingOptions:
     install_snapshot_timeout_scale: int = 256 * 1024
     snapshot_interval: float = 120.0
     snapshot_threshold: int = 8192
+    trailing_logs: int = 10240
     pipeline: bool = False
 
     @classmethod
@@ -157,6 +158,7 @@ class BindingOptions:
             "installSnapshotTimeoutScale", o.install_snapshot_timeout_scale, True
         )
         o.snapshot_threshold = count("snapshotThreshold", o.snapshot_threshold, False)
+        o.trailing_logs = count("trailingLogs", o.trailing_logs, False)
         return o
 
 
@@ -247,6 +249,7 @@ class RaftBinding:
             commit_timeout=opts.heartbeat_timeout / 10,
             snapshot_interval=opts.snapshot_interval,
             snapshot_threshold=opts.snapshot_threshold,
+            trailing_logs=opts.trailing_logs,
             # hashicorp's 500 ms, but never above the heartbeat timeout (its validation rule).
             leader_lease_timeout=min(0.5, opts.heartbeat_timeout),
         )
