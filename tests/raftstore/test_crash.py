@@ -3,7 +3,8 @@
 A forked child appends to a RaftStore (and sets the term, compacts, writes snapshots)
 and reports each call on a pipe only after the call returned; the parent kills it with
 SIGKILL at a random point, 200 times. After every kill the store must open cleanly
-and hold everything the child reported done. More rounds:
+and hold everything the child reported done, and a batch the child was killed in the
+middle of storing must be there entirely or not at all (one transaction). More rounds:
 ``DDASTATE_CRASH_ROUNDS=2000 .venv/bin/pytest tests/raftstore/test_crash.py``.
 """
 
@@ -39,6 +40,7 @@ def child(location: str, wfd: int, seed: int) -> None:
             Log(i, term, LogType.COMMAND, payload(i), None, time.time_ns())
             for i in range(nxt, nxt + n)
         ]
+        os.write(wfd, f"B {nxt} {nxt + n - 1}\n".encode())  # about to store this batch
         rs.store_logs(batch)
         nxt += n
         os.write(wfd, f"L {nxt - 1}\n".encode())
@@ -92,9 +94,14 @@ def run_child(location: str, seed: int, rng: random.Random) -> list[str]:
 
 
 def verify(location: str, lines: list[str], state: dict[str, int]) -> None:
+    in_flight: tuple[int, int] | None = None
     for line in lines:
         kind, _, val = line.partition(" ")
-        if kind == "L":
+        if kind == "B":
+            lo, hi = map(int, val.split())
+            in_flight = (lo, hi)
+        elif kind == "L":
+            in_flight = None
             state["last"] = max(state["last"], int(val))
         elif kind == "T":
             state["term"] = int(val)
@@ -108,6 +115,10 @@ def verify(location: str, lines: list[str], state: dict[str, int]) -> None:
         assert db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
         first, last = rs.first_index(), rs.last_index()
         assert last >= state["last"], f"reported {state['last']} but last index is {last}"
+        if in_flight is not None:  # killed inside store_logs: all of the batch or none
+            assert last in (in_flight[0] - 1, in_flight[1]), (in_flight, last)
+            state["last"] = last
+            state["mid_call_kills"] += 1
         if state["last"]:
             assert first <= state["last"]
             assert first > state["deleted"]
@@ -129,7 +140,7 @@ def verify(location: str, lines: list[str], state: dict[str, int]) -> None:
 def test_sigkill_at_random_points(tmp_path: Path) -> None:
     loc = str(tmp_path / "member")
     rng = random.Random(20240506)
-    state = {"last": 0, "term": 0, "deleted": 0, "snap_index": 0}
+    state = {"last": 0, "term": 0, "deleted": 0, "snap_index": 0, "mid_call_kills": 0}
     for round_ in range(ROUNDS):
         lines = run_child(loc, seed=round_, rng=rng)
         assert lines and lines[0] == "open"
@@ -137,3 +148,5 @@ def test_sigkill_at_random_points(tmp_path: Path) -> None:
         verify(loc, lines[1:], state)
         assert state["last"] >= before
     assert state["last"] > ROUNDS  # the children really appended
+    kills = state["mid_call_kills"]
+    print(f"{ROUNDS} kills, {kills} inside store_logs, last index {state['last']}")

@@ -290,17 +290,35 @@ def _log_obj(e: Log) -> dict[str, Any]:
     }
 
 
+_LOG_TYPES: dict[int, LogType] = {int(t): t for t in LogType}
+
+
 def _dec_log(v: Any, what: str) -> Log:
-    d = _map(v, what)
-    g = d.get
-    return Log(
-        index=_u64(g(b"Index"), what + ".Index"),
-        term=_u64(g(b"Term"), what + ".Term"),
-        type=_log_type(g(b"Type"), what + ".Type"),
-        data=_bytes(g(b"Data"), what + ".Data"),
-        extensions=_bytes(g(b"Extensions"), what + ".Extensions"),
-        appended_at=_dec_time(g(b"AppendedAt"), what + ".AppendedAt"),
-    )
+    # The hot path of AppendEntries and of the log store: checks inline, labels for
+    # error messages built only when a check fails.
+    if type(v) is not dict:
+        raise CodecError(f"{what} is a {type(v).__name__}, expected a map")
+    g = v.get
+    index = g(b"Index")
+    if type(index) is not int or not 0 <= index <= _U64_MAX:
+        index = _u64(index, what + ".Index")
+    term = g(b"Term")
+    if type(term) is not int or not 0 <= term <= _U64_MAX:
+        term = _u64(term, what + ".Term")
+    typ = g(b"Type")
+    t = _LOG_TYPES.get(typ) if type(typ) is int else None
+    if t is None:
+        t = _log_type(typ, what + ".Type")
+    data = g(b"Data")
+    if data is not None and type(data) is not bytes:
+        data = _bytes(data, what + ".Data")
+    ext = g(b"Extensions")
+    if ext is not None and type(ext) is not bytes:
+        ext = _bytes(ext, what + ".Extensions")
+    at = g(b"AppendedAt")
+    if at is not None:
+        at = _dec_time(at, what + ".AppendedAt")
+    return Log(index, term, t, data, ext, at)
 
 
 def encode_log(log: Log) -> bytes:
@@ -407,7 +425,7 @@ _KIND_DEC: dict[str, _Dec] = {"u": _u64, "i": _i64, "b": _bool, "y": _bytes, "s"
 class _Spec:
     """Encoder and decoder of one struct type, built once from its field list."""
 
-    __slots__ = ("cls", "fields", "header", "name")
+    __slots__ = ("cls", "fields", "header", "labels", "name")
 
     def __init__(
         self,
@@ -425,24 +443,27 @@ class _Spec:
             else:
                 enc, dec = kind
             self.fields.append((_pack(go), go.encode(), attr, enc, dec))
+        self.labels = [f"{self.name}.{f[1].decode()}" for f in self.fields]
+
+    def _labels(self, what: str | None) -> list[str]:
+        if what is None or what == self.name:
+            return self.labels
+        return [f"{what}.{f[1].decode()}" for f in self.fields]
 
     def encode(self, obj: Any, what: str | None = None) -> bytes:
-        w = what or self.name
         parts = [self.header]
-        for kp, go, attr, enc, _ in self.fields:
+        for (kp, _, attr, enc, _), label in zip(self.fields, self._labels(what), strict=True):
             parts.append(kp)
-            parts.append(enc(getattr(obj, attr), f"{w}.{go.decode()}"))
+            parts.append(enc(getattr(obj, attr), label))
         return b"".join(parts)
 
     def decode(self, v: Any, what: str | None = None) -> Any:
-        w = what or self.name
         if v is None:
             return self.cls(**{attr: dec(None, "") for _, _, attr, _, dec in self.fields})
-        d = _map(v, w)
-        g = d.get
+        g = _map(v, what or self.name).get
         kw = {}
-        for _, go, attr, _, dec in self.fields:
-            kw[attr] = dec(g(go), f"{w}.{go.decode()}")
+        for (_, go, attr, _, dec), label in zip(self.fields, self._labels(what), strict=True):
+            kw[attr] = dec(g(go), label)
         return self.cls(**kw)
 
 
