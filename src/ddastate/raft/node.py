@@ -43,6 +43,7 @@ from .commands import (
     AppendEntriesRequest,
     AppendEntriesResponse,
     InstallSnapshotRequest,
+    InstallSnapshotResponse,
     Request,
     RequestPreVoteRequest,
     RequestPreVoteResponse,
@@ -963,6 +964,8 @@ class Raft:
                 early = type(cmd) is AppendEntriesRequest and cmd.is_heartbeat()
             elif t is RequestVoteResponse or t is RequestPreVoteResponse:
                 early = not cast(RequestVoteResponse, resp).granted
+            elif t is InstallSnapshotResponse and rpc.reader is not None:
+                self._spawn(self._drain(rpc.reader))  # always drain what the sender streams
             need = self._hs_seq if early else self._write_seq
             if need <= done:
                 rpc.respond(resp)
