@@ -50,6 +50,18 @@ def _cfg(port: int) -> Config:
     return cfg
 
 
+def _proc_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` (Linux /proc)."""
+    if pid is None:
+        return float("nan")
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 def _pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(p / 100 * len(xs)))]
@@ -102,10 +114,13 @@ async def role_bare_publisher(port: int, n: int) -> None:
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     props = [("id", "1"), ("sr", "pub"), ("tm", ""), ("dt", "")]
     payload = b"x" * 64
+    cpu = time.process_time()
     for i in range(n):
         c.publish(f"{CLUSTER}/com/evt/ev", payload, qos=0, user_property=props)
         if i % 500 == 0:
             await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    print(f"cpu {time.process_time() - cpu}", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
 
 
@@ -115,10 +130,13 @@ async def role_ours_publisher(port: int, n: int) -> None:
     print("ready", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     ev = Event("ev", "1", "pub", b"x" * 64)
+    cpu = time.process_time()
     for i in range(n):
         await b.publish_event(ev)
         if i % 500 == 0:
             await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    print(f"cpu {time.process_time() - cpu}", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     await b.close()
 
@@ -141,6 +159,12 @@ class Child:
         assert self.p.stdin is not None
         self.p.stdin.write("go\n")
         self.p.stdin.flush()
+
+    def cpu(self) -> float:
+        """CPU seconds the child reported for its publish loop."""
+        assert self.p.stdout is not None
+        line = self.p.stdout.readline().split()
+        return float(line[1]) if len(line) == 2 and line[0] == "cpu" else float("nan")
 
     def stop(self) -> None:
         assert self.p.stdin is not None
@@ -228,20 +252,24 @@ async def rtt_loopback(n: int) -> list[float]:
     return out
 
 
-async def events_bare(port: int, n: int, uvloop: bool) -> float:
+async def events_bare(
+    port: int, n: int, uvloop: bool, broker_pid: int | None
+) -> tuple[float, float, float, float]:
     c = await _bare_client(port, "bare-sub")
     count = 0
-    t_first = t_last = 0.0
+    t_first = t_last = cpu_first = cpu_last = 0.0
     done = asyncio.get_running_loop().create_future()
     sub_done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def on_message(client: Any, topic: str, payload: bytes, qos: int, props: dict[str, Any]) -> int:
-        nonlocal count, t_first, t_last
+        nonlocal count, t_first, t_last, cpu_first, cpu_last
         count += 1
         if count == 1:
             t_first = time.perf_counter()
+            cpu_first = time.process_time()
         if count == n:
             t_last = time.perf_counter()
+            cpu_last = time.process_time()
             done.set_result(None)
         return 0
 
@@ -250,44 +278,66 @@ async def events_bare(port: int, n: int, uvloop: bool) -> float:
     c.subscribe(f"{CLUSTER}/com/evt/ev", qos=0)
     await sub_done
     child = Child("bare-publisher", str(port), str(n), uvloop=uvloop)
+    b0 = _proc_cpu(broker_pid)
     child.go()
     try:
         await asyncio.wait_for(done, 120)
     except TimeoutError:
         print(f"  bare: only {count} of {n} events arrived", file=sys.stderr)
         t_last = time.perf_counter()
+        cpu_last = time.process_time()
+    broker_cpu = _proc_cpu(broker_pid) - b0
+    pub_cpu = child.cpu()
     child.stop()
     await c.disconnect()
-    return (count - 1) / (t_last - t_first)
+    return (
+        (count - 1) / (t_last - t_first),
+        (cpu_last - cpu_first) / max(1, count - 1) * 1e6,
+        pub_cpu / n * 1e6,
+        broker_cpu / n * 1e6,
+    )
 
 
-async def events_ours(port: int, n: int, uvloop: bool) -> float:
+async def events_ours(
+    port: int, n: int, uvloop: bool, broker_pid: int | None
+) -> tuple[float, float, float, float]:
     b = Mqtt5Binding()
     await b.open(_cfg(port))
     count = 0
-    t_first = t_last = 0.0
+    t_first = t_last = cpu_first = cpu_last = 0.0
     done = asyncio.get_running_loop().create_future()
 
     def on_event(ev: Event) -> None:
-        nonlocal count, t_first, t_last
+        nonlocal count, t_first, t_last, cpu_first, cpu_last
         count += 1
         if count == 1:
             t_first = time.perf_counter()
+            cpu_first = time.process_time()
         if count == n:
             t_last = time.perf_counter()
+            cpu_last = time.process_time()
             done.set_result(None)
 
     await b.subscribe_event(SubscriptionFilter(Scope.COM, "ev"), handler=on_event)
     child = Child("ours-publisher", str(port), str(n), uvloop=uvloop)
+    b0 = _proc_cpu(broker_pid)
     child.go()
     try:
         await asyncio.wait_for(done, 120)
     except TimeoutError:
         print(f"  ours: only {count} of {n} events arrived", file=sys.stderr)
         t_last = time.perf_counter()
+        cpu_last = time.process_time()
+    broker_cpu = _proc_cpu(broker_pid) - b0
+    pub_cpu = child.cpu()
     child.stop()
     await b.close()
-    return (count - 1) / (t_last - t_first)
+    return (
+        (count - 1) / (t_last - t_first),
+        (cpu_last - cpu_first) / max(1, count - 1) * 1e6,
+        pub_cpu / n * 1e6,
+        broker_cpu / n * 1e6,
+    )
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -318,11 +368,28 @@ async def main(args: argparse.Namespace) -> None:
         eb = []
         eo = []
         for _ in range(args.rounds):
-            eb.append(await events_bare(port, args.events, uv))
-            eo.append(await events_ours(port, args.events, uv))
-        ebm, eom = max(eb), max(eo)
+            eb.append(await events_bare(port, args.events, uv, broker.pid))
+            eo.append(await events_ours(port, args.events, uv, broker.pid))
+        ebm, eom = max(x[0] for x in eb), max(x[0] for x in eo)
         rows.append(
             ("events one-way (msg/s, best)", f"{ebm:,.0f}", f"{eom:,.0f}", f"{eom / ebm:.2f}x")
+        )
+        rb, ro = min(x[1] for x in eb), min(x[1] for x in eo)
+        pb, po = min(x[2] for x in eb), min(x[2] for x in eo)
+        rows.append(
+            ("events: receiver CPU per event (us)", f"{rb:.2f}", f"{ro:.2f}", f"{ro / rb:.2f}x")
+        )
+        rows.append(
+            ("  = receiver capacity, one core (msg/s)", f"{1e6 / rb:,.0f}", f"{1e6 / ro:,.0f}", "")
+        )
+        kb = min(x[3] for x in eb + eo)
+        rows.append(("events: Mosquitto CPU per event (us)", f"{kb:.2f}", f"{kb:.2f}", ""))
+        rows.append(("  = broker capacity, one core (msg/s)", f"{1e6 / kb:,.0f}", "", ""))
+        rows.append(
+            ("events: publisher CPU per event (us)", f"{pb:.2f}", f"{po:.2f}", f"{po / pb:.2f}x")
+        )
+        rows.append(
+            ("  = publisher capacity, one core (msg/s)", f"{1e6 / pb:,.0f}", f"{1e6 / po:,.0f}", "")
         )
         results = {
             "rtt_bare_p50_us": b50,

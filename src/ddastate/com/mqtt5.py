@@ -81,6 +81,20 @@ def _str16(s: str) -> bytes:
     return _U16.pack(len(b)) + b
 
 
+_PAIR_CACHE: dict[tuple[str, str], bytes] = {}
+_TOPIC_CACHE: dict[str, bytes] = {}
+
+
+def _user_prop(k: str, v: str) -> bytes:
+    b = _PAIR_CACHE.get((k, v))
+    if b is None:
+        b = b"\x26" + _str16(k) + _str16(v)
+        if len(_PAIR_CACHE) > 8192:
+            _PAIR_CACHE.clear()
+        _PAIR_CACHE[(k, v)] = b
+    return b
+
+
 def encode_publish(
     topic: str,
     payload: bytes,
@@ -91,23 +105,25 @@ def encode_publish(
     mid: int | None = None,
 ) -> bytes:
     """One MQTT 5 PUBLISH packet (retain false)."""
-    parts: list[bytes] = []
-    for k, v in props:
-        parts.append(b"\x26" + _str16(k) + _str16(v))
+    parts = [_user_prop(k, v) for k, v in props]
     if response_topic is not None:
         parts.append(b"\x08" + _str16(response_topic))
     if corr is not None:
         parts.append(b"\x09" + _U16.pack(len(corr)) + corr)
     prop = b"".join(parts)
-    t = topic.encode()
-    head = _U16.pack(len(t)) + t
+    head = _TOPIC_CACHE.get(topic)
+    if head is None:
+        head = _str16(topic)
+        if len(_TOPIC_CACHE) > 4096:
+            _TOPIC_CACHE.clear()
+        _TOPIC_CACHE[topic] = head
     if qos:
         assert mid is not None
         head += _U16.pack(mid)
-    body_len = len(head) + len(_vbi(len(prop))) + len(prop) + len(payload)
-    return b"".join(
-        (bytes((0x30 | (qos << 1),)), _vbi(body_len), head, _vbi(len(prop)), prop, payload)
-    )
+    lp = len(prop)
+    plen = bytes((lp,)) if lp < 128 else _vbi(lp)
+    body_len = len(head) + len(plen) + lp + len(payload)
+    return b"".join((bytes((0x30 | (qos << 1),)), _vbi(body_len), head, plen, prop, payload))
 
 
 class _Client(Client):  # type: ignore[misc]
@@ -159,6 +175,8 @@ class Mqtt5Binding(BindingCore):
         self._connected = False
         self._ever_connected = False
         self._suback: dict[int, asyncio.Future[tuple[int, ...]]] = {}
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
         self._connected_event: asyncio.Event | None = None
         self._disconnected_event: asyncio.Event | None = None
         self._disconnected_at: float | None = None
@@ -271,6 +289,7 @@ class Mqtt5Binding(BindingCore):
         client = self._client
         if client is None:
             return
+        self._flush_out()  # what was published before close() still goes out
         self._client = None
         self._teardown()
         self._connected = False
@@ -313,6 +332,7 @@ class Mqtt5Binding(BindingCore):
         self._ever_connected = True
 
     def _on_disconnect(self, client: Any, packet: Any, exc: Any = None) -> None:
+        self._out = []  # QoS 0 packets not yet written are lost; QoS 1/2 ones are kept by gmqtt
         if self._connected:
             log.warning("broker connection lost; reconnecting")
             self._disconnected_at = time.monotonic()
@@ -495,25 +515,43 @@ class Mqtt5Binding(BindingCore):
             raise ComNotOpenError("publish failed as binding is not open")
         qos = self._qos
         if qos == 0:
-            conn = client._connection
-            if not self._connected or conn is None or conn._transport.is_closing():
+            if not self._connected:
                 raise ComNotConnectedError(
                     f"publish on {topic} failed: not connected to the MQTT broker"
                 )
-            conn._transport.write(encode_publish(topic, payload, props, response_topic, corr))
+            self._out.append(encode_publish(topic, payload, props, response_topic, corr))
+        else:
+            # QoS 1/2: stored until acknowledged; sent now if connected, else after reconnect
+            conn = client._connection
+            mid = conn._protocol.id_generator.next_id()
+            pkt = encode_publish(topic, payload, props, response_topic, corr, qos, mid)
+            client._persistent_storage.push_message(mid, pkt)
+            if not self._connected:
+                return
+            self._out.append(pkt)
+        if not self._flush_scheduled:
+            # coalesce the packets of one loop iteration into one write (one syscall)
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush_out)  # type: ignore[union-attr]
+
+    def _flush_out(self) -> None:
+        self._flush_scheduled = False
+        out = self._out
+        if not out:
             return
-        # QoS 1/2: stored until acknowledged; sent now if connected, else after reconnect
-        conn = client._connection
-        mid = conn._protocol.id_generator.next_id()
-        pkt = encode_publish(topic, payload, props, response_topic, corr, qos, mid)
-        client._persistent_storage.push_message(mid, pkt)
-        if self._connected and not conn._transport.is_closing():
-            conn._transport.write(pkt)
+        self._out = []
+        client = self._client
+        conn = client._connection if client is not None else None
+        if conn is None or conn._transport.is_closing():
+            log.debug("dropping %d unsent packet(s): connection lost", len(out))
+            return
+        conn._transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     def _send_subscribe(self, topic_filter: str, sub_id: int) -> int:
         client = self._client
         if client is None:
             raise ComNotOpenError("subscribe failed as binding is not open")
+        self._flush_out()  # keep the order of what we sent before
         no_local = self._no_local and not topic_filter.startswith("$share/")
         sub = GSubscription(topic_filter, qos=self._qos, no_local=no_local)
         mid: int = client._connection.subscribe([sub], subscription_identifier=sub_id)
@@ -542,6 +580,7 @@ class Mqtt5Binding(BindingCore):
         client = self._client
         if client is None or not self._connected:
             return
+        self._flush_out()
         client._connection.unsubscribe(topic_filter)
 
 
