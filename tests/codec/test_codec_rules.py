@@ -306,8 +306,9 @@ def test_appended_at_forms_as_go_writes_them(ns: int | None, form: str | None) -
 
 
 def _log_with_time(raw_time: bytes) -> bytes:
-    body = msgpack.packb({"Index": 1, "Term": 1, "Type": 0}, use_bin_type=False)
-    return bytes([0x84]) + body[1:] + msgpack.packb("AppendedAt", use_bin_type=False) + raw_time
+    body: bytes = msgpack.packb({"Index": 1, "Term": 1, "Type": 0}, use_bin_type=False)
+    key: bytes = msgpack.packb("AppendedAt", use_bin_type=False)
+    return bytes([0x84]) + body[1:] + key + raw_time
 
 
 def test_appended_at_ext_minus_one_forms() -> None:

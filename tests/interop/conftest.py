@@ -36,3 +36,11 @@ def goldengen(go_exe: str) -> Path:
         return gointerop.go_binary("goldengen")
     except gointerop.GoUnavailable as e:
         pytest.fail(str(e))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """Keep each phase's report on the item, so fixtures can print logs on failure."""
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)

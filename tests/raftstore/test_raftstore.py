@@ -233,7 +233,7 @@ def test_observers_with_callbacks(rs: RaftStore) -> None:
     rs.store_logs([Log(2, 1), conf_entry(3, "a", "b", "c"), conf_entry(4, "a", "b", "c")])
     assert got1 == [joined("a"), joined("b"), joined("c")]
     got2: list[MembershipChange] = []
-    o2 = rs.add_membership_change_observer(got2.append, lambda: None)  # type: ignore[arg-type,return-value]
+    o2 = rs.add_membership_change_observer(got2.append, lambda: None)
     assert got2 == [joined("a"), joined("b"), joined("c")]  # late observer: members known so far
     rs.store_logs([conf_entry(5, "a", "c", "d")])
     assert got1[3:] == [left("b"), joined("d")] and got2[3:] == [left("b"), joined("d")]

@@ -279,8 +279,15 @@ async def _serve(cfg: Any, path: Path) -> int:
             loop.remove_signal_handler(sig)
 
 
+def _exit_quietly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def run_sidecar(config_option: str | None, *, debug: bool = False) -> int:
     """Run the sidecar until SIGINT/SIGTERM; returns the exit code."""
+    # Until the event loop takes over (below), SIGTERM ends the process quietly with 0:
+    # nothing has been opened yet.
+    signal.signal(signal.SIGTERM, _exit_quietly)
     path = resolve_config_path(config_option)
     cfg = load_config(path)
     if cfg.services.state.opt("debug") or cfg.services.com.opt("debug"):

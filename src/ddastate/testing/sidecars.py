@@ -82,10 +82,12 @@ class Sidecar:
         self.address = grpc_address
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
+        self.start_offset = 0
 
     def start(self, env: Mapping[str, str] | None = None) -> Sidecar:
         """Start the process (stderr and stdout to the log file)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.start_offset = len(self.log())
         log = self.log_path.open("ab")
         try:
             self.proc = subprocess.Popen(
@@ -105,12 +107,16 @@ class Sidecar:
         except FileNotFoundError:
             return ""
 
-    def wait_for(self, text: str, timeout: float = 30.0, after: int = 0) -> int:
-        """Wait until ``text`` appears in the log (from offset ``after``); returns its offset.
+    def wait_for(self, text: str, timeout: float = 30.0, after: int | None = None) -> int:
+        """Wait until ``text`` appears in the log; returns its offset.
+
+        Only the log of the latest start counts unless ``after`` gives another offset.
 
         Raises SidecarError when the process ends first or the timeout passes.
         """
         deadline = time.monotonic() + timeout
+        if after is None:
+            after = self.start_offset
         while True:
             content = self.log()
             pos = content.find(text, after)

@@ -1,0 +1,314 @@
+"""RaftBinding: factory, options, lifecycle errors, bad input from the network, restart."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+
+from ddastate.com.api import Action, Scope
+from ddastate.state import UnsupportedProtocolError, new
+from ddastate.state.api import Input, InputOp
+from ddastate.state.raft import (
+    BindingNotOpenError,
+    BindingOptions,
+    RaftBinding,
+    StateBindingError,
+    codec,
+)
+from ddastate.state.raft.messages import (
+    AddVoterRequest,
+    ApplyRequest,
+    ApplyResponse,
+    RemoveServerRequest,
+)
+
+from .helpers import Group, next_item
+
+FAST = {"heartbeatTimeout": 300, "electionTimeout": 300, "lfwTimeout": 1000}
+
+
+@pytest.fixture
+async def group(com_factory: Any) -> AsyncIterator[Group]:
+    g = Group(com_factory)
+    yield g
+    await g.close_all()
+
+
+@pytest.fixture
+async def lgroup(loopback_factory: Any) -> AsyncIterator[Group]:
+    g = Group(loopback_factory)
+    yield g
+    await g.close_all()
+
+
+# ------------------------------------------------------------------------ factory
+
+
+def test_new_raft_and_unknown_protocol() -> None:
+    assert isinstance(new("raft"), RaftBinding)
+    with pytest.raises(UnsupportedProtocolError, match="paxos"):
+        new("paxos")
+    with pytest.raises(UnsupportedProtocolError):
+        new("")
+
+
+# ------------------------------------------------------------------------ options
+
+
+def test_options_defaults_and_units() -> None:
+    o = BindingOptions.from_opts({})
+    assert (o.startup_timeout, o.lfw_timeout, o.rpc_timeout) == (10.0, 20.0, 1.0)
+    assert (o.heartbeat_timeout, o.election_timeout) == (1.0, 1.0)
+    assert o.install_snapshot_timeout_scale == 262144
+    assert (o.snapshot_interval, o.snapshot_threshold) == (120.0, 8192)
+    assert not o.debug and not o.pipeline
+    o = BindingOptions.from_opts(
+        {
+            "debug": True,
+            "startupTimeout": 2500,
+            "lfwTimeout": 5000,
+            "rpcTimeout": 0,
+            "heartbeatTimeout": 200,
+            "electionTimeout": 400,
+            "installSnapshotTimeoutScale": 1024,
+            "snapshotInterval": 50,
+            "snapshotThreshold": 40,
+            "unknownKey": "kept for others",
+        }
+    )
+    assert o.debug and o.startup_timeout == 2.5 and o.lfw_timeout == 5.0
+    assert o.rpc_timeout == 1.0  # 0 means the default, as in the reference
+    assert (o.heartbeat_timeout, o.election_timeout) == (0.2, 0.4)
+    assert o.install_snapshot_timeout_scale == 1024
+    assert (o.snapshot_interval, o.snapshot_threshold) == (0.05, 40)
+
+
+@pytest.mark.parametrize(
+    ("opts", "name"),
+    [
+        ({"rpcTimeout": "1s"}, "rpcTimeout"),
+        ({"heartbeatTimeout": True}, "heartbeatTimeout"),
+        ({"snapshotThreshold": -1}, "snapshotThreshold"),
+        ({"snapshotThreshold": 1.5}, "snapshotThreshold"),
+        ({"debug": "yes"}, "debug"),
+        ({"lfwTimeout": float("nan")}, "lfwTimeout"),
+    ],
+)
+def test_bad_options_name_the_option(opts: dict[str, Any], name: str) -> None:
+    with pytest.raises(StateBindingError, match=f"services.state.opts.{name}"):
+        BindingOptions.from_opts(opts)
+
+
+async def test_invalid_raft_settings_fail_open(loopback_factory: Any) -> None:
+    g = Group(loopback_factory)
+    # an election timeout below the heartbeat timeout is refused by the Raft config rules
+    with pytest.raises(StateBindingError, match="election_timeout"):
+        await g.member(bootstrap=True, opts={"heartbeatTimeout": 1000, "electionTimeout": 100})
+    await g.close_all()
+
+
+# ---------------------------------------------------------------------- lifecycle
+
+
+async def test_not_open_binding_raises_at_once() -> None:
+    b = RaftBinding()
+    assert b.node_id() == "" and b.node() is None and not b.is_open
+    with pytest.raises(BindingNotOpenError, match="not open"):
+        await b.propose_input(Input(InputOp.SET, "k", b"v"), timeout=100)
+    with pytest.raises(BindingNotOpenError):
+        await b.observe_state_change()
+    with pytest.raises(BindingNotOpenError):
+        await b.observe_membership_change()
+    await b.close()  # harmless
+
+
+async def test_bad_input_objects_are_refused(lgroup: Group) -> None:
+    m = await lgroup.member(bootstrap=True, opts=FAST)
+    with pytest.raises(StateBindingError, match="Input"):
+        await m.propose_input("not an input")
+    with pytest.raises(StateBindingError, match="key"):
+        await m.propose_input(Input(InputOp.SET, 5, b"v"))  # type: ignore[arg-type]
+    with pytest.raises(StateBindingError, match="value"):
+        await m.propose_input(Input(InputOp.SET, "k", "text"))  # type: ignore[arg-type]
+    with pytest.raises(StateBindingError, match="op"):
+        await m.propose_input(Input(9, "k", b"v"))  # type: ignore[arg-type]
+    await m.propose_input(Input(InputOp.UNDEFINED, "k", b"v"), 5)  # accepted, changes nothing
+    fsm = m.fsm()
+    assert fsm is not None and fsm.state() == {}
+
+
+async def test_observers_end_when_binding_closes(lgroup: Group) -> None:
+    m = await lgroup.member(bootstrap=True, opts=FAST)
+    await m.propose_input(Input(InputOp.SET, "a", b"1"), 5)
+    obs = await m.observe_state_change()
+    mobs = await m.observe_membership_change()
+    assert await next_item(obs) == Input(InputOp.SET, "a", b"1")
+    await next_item(mobs)
+    await m.close()
+    with pytest.raises(StopAsyncIteration):
+        await next_item(obs)
+    with pytest.raises(StopAsyncIteration):
+        await next_item(mobs)
+
+
+async def test_join_waits_for_a_leader(lgroup: Group) -> None:
+    joiner = asyncio.create_task(lgroup.member(opts=FAST))
+    await asyncio.sleep(0)  # the joiner starts asking before any leader exists
+    m1 = await lgroup.member(bootstrap=True, opts=FAST)
+    m2 = await asyncio.wait_for(joiner, 30)
+    await m2.propose_input(Input(InputOp.SET, "x", b"y"), 10)
+    fsm = m1.fsm()
+    assert fsm is not None and fsm.state() == {"x": b"y"}
+
+
+async def test_propose_times_out_without_leader(lgroup: Group) -> None:
+    m1 = await lgroup.member(bootstrap=True, opts=FAST)
+    m2 = await lgroup.member(opts=FAST)
+    lgroup.factory.bus.partition([m1.node_id()], [m2.node_id()])
+    with pytest.raises(TimeoutError):
+        await m2.propose_input(Input(InputOp.SET, "x", b"y"), timeout=0.5)
+    lgroup.factory.bus.heal()
+    await m2.propose_input(Input(InputOp.SET, "x", b"y"), timeout=30)
+
+
+async def test_restart_from_store_without_bootstrap(lgroup: Group, tmp_path: Path) -> None:
+    store = str(tmp_path / "m1")
+    m1 = await lgroup.member(bootstrap=True, opts=FAST, store=store)
+    for i in range(20):
+        await m1.propose_input(Input(InputOp.SET, f"k{i}", b"v"), 5)
+    await m1.propose_input(Input(InputOp.DELETE, "k3"), 5)
+    cfg = m1.test_cfg
+    # crash: stop without leaving the group (storage kept)
+    await m1._teardown()
+    again = RaftBinding()
+    await again.open(cfg, m1.test_com)  # bootstrap flag still set, but the store has state
+    lgroup.members.append(again)
+    obs = await again.observe_state_change()
+    got = {(await next_item(obs)).key for _ in range(19)}
+    assert got == {f"k{i}" for i in range(20)} - {"k3"}
+    await again.propose_input(Input(InputOp.SET, "new", b"1"), 10)
+    assert await next_item(obs) == Input(InputOp.SET, "new", b"1")
+
+
+# ------------------------------------------------------------------ bad network input
+
+
+GARBAGE: list[bytes] = [
+    b"",
+    b"\xc1",
+    b"\x00" * 3,
+    b"\x92\x01\x02",
+    b"\x81\xa4Term\xa5hello",  # wrongly typed field
+    b"\x82\xa7Entries\x91\x05\xa4Term\x02",  # an entry that is not a map
+    b"\x89\xa4Addr",  # truncated
+    b"\xde\xff\xff",
+    bytes(range(256)),
+]
+
+
+async def test_garbage_on_rpc_and_lfw_topics_keeps_group_committing(
+    group: Group, caplog: pytest.LogCaptureFixture
+) -> None:
+    m1 = await group.member(bootstrap=True, opts=FAST)
+    m2 = await group.member(opts=FAST)
+    m3 = await group.member(opts=FAST)
+    outsider = await group.factory.open()
+    caplog.set_level(logging.WARNING, logger="ddastate.state.raft")
+    answered = dropped = 0
+    for target in (m1, m2, m3):
+        for op in ("ae", "rv", "is", "tn", "xx"):
+            for payload in GARBAGE:
+                try:
+                    res = await outsider.request_action(
+                        Action(type=f"rpc{target.node_id()}", id=op, source="bad", params=payload),
+                        Scope.STA,
+                        0.3,
+                    )
+                except TimeoutError:
+                    dropped += 1
+                    continue
+                answered += 1
+                raw = msgpack.unpackb(res.data, raw=True)
+                assert set(raw) == {b"Error", b"Response", b"Retryable"}
+    for op in ("ap", "av", "rs", "zz"):
+        for payload in GARBAGE:
+            try:
+                res = await outsider.request_action(
+                    Action(type="lfw", id=op, source="bad", params=payload), Scope.STA, 0.3
+                )
+            except TimeoutError:
+                dropped += 1
+                continue
+            answered += 1
+            reply = codec.decode_rpc_reply(res.data, ApplyResponse)
+            assert reply.error and not reply.retryable and reply.response is None
+    assert answered > 0
+    assert any("does not decode" in r.getMessage() for r in caplog.records)
+    # the group keeps committing, every member agrees
+    for i, m in enumerate((m1, m2, m3)):
+        await m.propose_input(Input(InputOp.SET, f"after{i}", b"ok"), 30)
+    fsms = [m.fsm() for m in (m1, m2, m3)]
+    n1 = m1.node()
+    assert n1 is not None
+    for m in (m2, m3):
+        node = m.node()
+        assert node is not None
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 10
+        while node.applied_index() < n1.commit_index():
+            assert loop.time() < end
+            await asyncio.sleep(0.01)
+    states = [f.state() for f in fsms if f is not None]
+    assert states[0] == states[1] == states[2] == {f"after{i}": b"ok" for i in range(3)}
+
+
+async def test_ap_with_undecodable_input_answered_with_error(group: Group) -> None:
+    m1 = await group.member(bootstrap=True, opts=FAST)
+    await group.member(opts=FAST)
+    outsider = await group.factory.open()
+    bad_inputs = [
+        b"\xc1",
+        b"not msgpack at all",
+        msgpack.packb({"Key": 5, "Op": 1, "Value": b"v"}, use_bin_type=False),
+        msgpack.packb({"Key": b"k", "Op": 7, "Value": b"v"}, use_bin_type=False),
+        msgpack.packb([1, 2, 3]),
+    ]
+    for cmd in bad_inputs:
+        params = codec.encode_msgpack(ApplyRequest(command=cmd, timeout=0))
+        res = await outsider.request_action(
+            Action(type="lfw", id="ap", source="outsider", params=params), Scope.STA, 5
+        )
+        reply = codec.decode_rpc_reply(res.data, ApplyResponse)
+        assert reply.error and not reply.retryable, reply
+        assert res.context == m1.node_id()  # the leader answered
+    # a good forwarded apply from an outsider is answered with {Index, Response: nil}
+    good = codec.encode_msgpack(Input(InputOp.SET, "k", b"v"))
+    res = await outsider.request_action(
+        Action(type="lfw", id="ap", source="outsider", params=codec.encode_msgpack(ApplyRequest(command=good))),
+        Scope.STA,
+        5,
+    )
+    raw = msgpack.unpackb(res.data, raw=True)
+    assert raw[b"Error"] == b"" and raw[b"Retryable"] is False
+    assert raw[b"Response"][b"Response"] is None and raw[b"Response"][b"Index"] > 0
+    fsm = m1.fsm()
+    assert fsm is not None and fsm.state() == {"k": b"v"}
+    # av / rs without a server id are refused, not applied
+    for op, req in (("av", AddVoterRequest("", "", 0)), ("rs", RemoveServerRequest("", 0))):
+        res = await outsider.request_action(
+            Action(type="lfw", id=op, source="outsider", params=codec.encode_msgpack(req)),
+            Scope.STA,
+            5,
+        )
+        reply = codec.decode_rpc_reply(res.data, ApplyResponse)
+        assert reply.error and not reply.retryable
+    node = m1.node()
+    assert node is not None
+    conf = await node.get_configuration()
+    assert len(conf) == 2
