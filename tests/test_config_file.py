@@ -152,6 +152,7 @@ def test_int_version_and_empty_file(tmp_path: Path) -> None:
         ("cluster: a/b", "cluster", "invalid cluster"),
         ('cluster: "with space"', "cluster", "invalid cluster"),
         ('cluster: ""', "cluster", "invalid cluster"),
+        ('cluster: "dda\\n"', "cluster", "invalid cluster"),
         ("identity: {id: 'x/y'}", "identity.id", "invalid id"),
         ("identity: [1]", "identity", "expected a mapping"),
         ("services: {com: {protocol: amqp}}", "services.com.protocol", "unknown protocol"),

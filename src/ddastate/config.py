@@ -51,7 +51,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CONFIG_SCHEMA_VERSION = "1"
-NAME_PATTERN = re.compile(r"^[-_.0-9a-zA-Z]+$")
+NAME_PATTERN = re.compile(r"[-_.0-9a-zA-Z]+")  # used with fullmatch (Go: ^...$)
 
 COM_PROTOCOLS = ("mqtt5", "loopback")
 """mqtt5 is the reference's; loopback is ddastate's in-process bus."""
@@ -106,7 +106,7 @@ class ConfigError(ValueError):
 
 def is_valid_name(name: str) -> bool:
     """True if ``name`` follows the DDA naming rule ``^[-_.0-9a-zA-Z]+$``."""
-    return isinstance(name, str) and NAME_PATTERN.match(name) is not None
+    return isinstance(name, str) and NAME_PATTERN.fullmatch(name) is not None
 
 
 _DURATION_UNITS = {

@@ -298,7 +298,7 @@ async def test_unsubscribe_stops_delivery(com_factory: Any) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["", "a/b", "a+", "#", "x y", "ä", "a\x00"],
+    ["", "a/b", "a+", "#", "x y", "ä", "a\x00", "a\n"],
 )
 async def test_invalid_names_rejected(com_factory: Any, bad: str) -> None:
     a = await com_factory.open()

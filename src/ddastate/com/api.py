@@ -100,7 +100,7 @@ class SharedSubscriptionUnsupportedError(ComError):
     """The broker does not support shared subscriptions."""
 
 
-_NAME = re.compile(r"^[-_.0-9a-zA-Z]+$")
+_NAME = re.compile(r"[-_.0-9a-zA-Z]+")
 _valid_names: set[str] = set()
 
 
@@ -108,7 +108,7 @@ def validate_name(name: str, *context: str) -> None:
     """Raise InvalidNameError unless ``name`` matches ``^[-_.0-9a-zA-Z]+$``."""
     if name in _valid_names:
         return
-    if not isinstance(name, str) or _NAME.match(name) is None:
+    if not isinstance(name, str) or _NAME.fullmatch(name) is None:
         raise InvalidNameError(
             f"invalid {' '.join(context)} {name!r}: must only contain characters "
             "0-9, a-z, A-Z, dot, hyphen, or underscore"
