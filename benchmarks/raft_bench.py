@@ -5,7 +5,13 @@ applies and for 256 and 1024 applies in flight, beside a baseline: the same numb
 of event-loop hops (proposal queue -> flush -> two follower round trips through
 tasks -> resolve) with asyncio futures and no Raft at all.
 
-    .venv/bin/python benchmarks/raft_bench.py [--n 20000] [--uvloop] [--profile]
+Rows "writer thread" use the same in-memory stores flagged not inline-safe, so every
+write goes through the node's writer thread as it does for a real disk store.
+A second table: time to install a 100 MB snapshot on a follower over the in-memory
+transport, and apply throughput (256 in flight) while the leader persists a 100 MB
+snapshot to a FileSnapshotStore (fsync) in a temporary directory.
+
+    .venv/bin/python benchmarks/raft_bench.py [--n 20000] [--uvloop] [--profile] [--no-snapshot]
 """
 
 from __future__ import annotations
@@ -14,14 +20,67 @@ import argparse
 import asyncio
 import cProfile
 import io
+import os
 import pstats
-import statistics
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
 
-from ddastate.raft import Config, RaftState
-from ddastate.raft.testing import Cluster, RecordingFSM
+from ddastate.raft import (
+    Config,
+    FileSnapshotStore,
+    InmemLogStore,
+    InmemStableStore,
+    RaftState,
+    SnapshotSink,
+)
+from ddastate.raft.testing import Cluster, RecordingFSM, fast_config, wait_for
+
+
+class ThreadedLogStore(InmemLogStore):
+    inline_safe = False
+
+
+class ThreadedStableStore(InmemStableStore):
+    inline_safe = False
+
+
+class _BlobSnapshot:
+    def __init__(self, blob: bytes) -> None:
+        self.blob = blob
+
+    def persist(self, sink: SnapshotSink) -> None:
+        mv = memoryview(self.blob)
+        step = 1 << 20
+        for i in range(0, len(mv), step):
+            sink.write(bytes(mv[i : i + step]))
+        sink.close()
+
+    def release(self) -> None:
+        pass
+
+
+class BlobFSM:
+    """State: one blob; a command b"grow:<n>" makes it n bytes; others are counted."""
+
+    def __init__(self) -> None:
+        self.blob = b""
+        self.n = 0
+
+    def apply(self, log: Any) -> Any:
+        data = log.data or b""
+        if data.startswith(b"grow:"):
+            self.blob = bytes(int(data[5:]))
+        self.n += 1
+        return log.index
+
+    def snapshot(self) -> _BlobSnapshot:
+        return _BlobSnapshot(self.blob)
+
+    def restore(self, reader: Any) -> None:
+        self.blob = reader.read()
 
 
 class NullFSM:
@@ -145,10 +204,16 @@ class Baseline:
             f.set_result(None)
 
 
-async def bench(n: int, profile: bool) -> list[tuple[str, str, float, list[float]]]:
-    rows: list[tuple[str, str, float, list[float]]] = []
+async def _run_cluster(
+    rows: list[tuple[str, str, float, list[float]]],
+    system: str,
+    n: int,
+    profile: bool,
+    with_baseline: bool,
+    **kwargs: Any,
+) -> None:
     cfg = Config(local_id="x")  # hashicorp defaults: 1 s heartbeat, 64 entries per message
-    async with await Cluster.create(3, config=cfg, fsm_factory=NullFSM) as c:
+    async with await Cluster.create(3, config=cfg, fsm_factory=NullFSM, **kwargs) as c:
         leader = await c.wait_for_leader(timeout=10)
         payload = b"v" * 64
         await leader.barrier()
@@ -160,12 +225,13 @@ async def bench(n: int, profile: bool) -> list[tuple[str, str, float, list[float
         prof = cProfile.Profile() if profile else None
         for label, fl in (("sequential", 1), ("256 in flight", 256), ("1024 in flight", 1024)):
             count = n if fl == 1 else n * 5
-            el, lat = (
-                await drive_sequential(base.submit, count)
-                if fl == 1
-                else await drive(base.submit, count, fl)
-            )
-            rows.append(("baseline (no raft)", label, count / el, lat))
+            if with_baseline:
+                el, lat = (
+                    await drive_sequential(base.submit, count)
+                    if fl == 1
+                    else await drive(base.submit, count, fl)
+                )
+                rows.append(("baseline (no raft)", label, count / el, lat))
             if prof is not None:
                 prof.enable()
             el, lat = (
@@ -174,13 +240,97 @@ async def bench(n: int, profile: bool) -> list[tuple[str, str, float, list[float
             if prof is not None:
                 prof.disable()
             assert leader.state is RaftState.LEADER
-            rows.append(("ddastate.raft 3 members", label, count / el, lat))
+            rows.append((system, label, count / el, lat))
         await c.ensure_same_state(timeout=30)
         if prof is not None:
             s = io.StringIO()
             pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(25)
             print(s.getvalue())
+
+
+async def bench(n: int, profile: bool) -> list[tuple[str, str, float, list[float]]]:
+    rows: list[tuple[str, str, float, list[float]]] = []
+    await _run_cluster(rows, "ddastate.raft 3 members", n, profile, True)
+    await _run_cluster(
+        rows,
+        "raft, writer thread",
+        n,
+        False,
+        False,
+        log_store_factory=ThreadedLogStore,
+        stable_store_factory=ThreadedStableStore,
+    )
     return rows
+
+
+async def bench_snapshots(size: int) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    tmp = tempfile.mkdtemp(prefix="raft-bench-")
+    counter = iter(range(100))
+    try:
+
+        def file_store() -> FileSnapshotStore:
+            return FileSnapshotStore(os.path.join(tmp, f"s{next(counter)}"), retain=2)
+
+        cfg = fast_config(
+            trailing_logs=10,
+            heartbeat_timeout=1.0,
+            election_timeout=1.0,
+            leader_lease_timeout=0.5,
+            commit_timeout=0.05,
+        )
+        async with await Cluster.create(3, config=cfg, fsm_factory=BlobFSM) as c:
+            leader = await c.wait_for_leader(timeout=10)
+            lagger = next(m for m in c.members if m != leader.local_id)
+            await c.stop(lagger)
+            await leader.apply(b"grow:%d" % size)
+            for i in range(50):
+                await leader.apply(b"x%d" % i)
+            t0 = time.perf_counter()
+            await leader.snapshot()
+            out.append(
+                (
+                    f"persist {size >> 20} MB snapshot (in-memory store)",
+                    f"{time.perf_counter() - t0:.3f} s",
+                )
+            )
+            t0 = time.perf_counter()
+            node = await c.start(lagger)
+            await wait_for(lambda: node.applied_index() >= leader.last_index(), timeout=120)
+            el = time.perf_counter() - t0
+            out.append((f"install {size >> 20} MB snapshot on a follower", f"{el:.3f} s"))
+            fsm = c.fsm(lagger)
+            assert isinstance(fsm, BlobFSM) and len(fsm.blob) == size
+
+        async with await Cluster.create(
+            3, config=cfg, fsm_factory=BlobFSM, snapshot_store_factory=file_store
+        ) as c:
+            leader = await c.wait_for_leader(timeout=10)
+            await leader.apply(b"grow:%d" % size)
+            payload = b"v" * 64
+
+            def submit() -> asyncio.Future[Any]:
+                return leader.apply(payload)
+
+            el, _ = await drive(submit, 50_000, 256)
+            out.append(("applies/s, 256 in flight, idle", f"{50_000 / el:,.0f}"))
+            snap = leader.snapshot()
+            t0 = time.perf_counter()
+            count = 0
+            while not snap.done():
+                el, _ = await drive(submit, 5_000, 256)
+                count += 5_000
+            el_total = time.perf_counter() - t0
+            await snap
+            out.append(
+                (
+                    f"applies/s, 256 in flight, while persisting {size >> 20} MB (fsync)",
+                    f"{count / el_total:,.0f} ({count} applies in {el_total:.2f} s)",
+                )
+            )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
 
 
 def main() -> None:
@@ -190,6 +340,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=20000, help="sequential applies (x5 when in flight)")
     ap.add_argument("--uvloop", action="store_true", help="run on uvloop")
     ap.add_argument("--profile", action="store_true", help="print a cProfile of the raft runs")
+    ap.add_argument("--no-snapshot", action="store_true", help="skip the snapshot table")
+    ap.add_argument("--snapshot-mb", type=int, default=100, help="snapshot size in MB")
     args = ap.parse_args()
     if args.uvloop:
         import uvloop
@@ -202,7 +354,10 @@ def main() -> None:
             f"{system:26} {label:16} {rate:11,.0f} {pct(lat, 50) * 1e3:8.3f} "
             f"{pct(lat, 99) * 1e3:8.3f} {pct(lat, 99.9) * 1e3:8.3f}"
         )
-    _ = statistics  # percentiles computed by pct()
+    if not args.no_snapshot:
+        print()
+        for what, value in asyncio.run(bench_snapshots(args.snapshot_mb << 20)):
+            print(f"{what:64} {value}")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import msgpack
 from .config import Config
 from .configuration import Configuration, Server, ServerSuffrage
 from .inmem import InmemLogStore, InmemNetwork, InmemStableStore, InmemTransport
-from .interfaces import FSM, SnapshotSink, SnapshotStore
+from .interfaces import FSM, LogStore, SnapshotSink, SnapshotStore, StableStore
 from .log import Log
 from .node import Raft, bootstrap_cluster
 from .observer import RaftState
@@ -126,8 +126,8 @@ class Member:
 
     id: str
     fsm: FSM
-    logs: InmemLogStore
-    stable: InmemStableStore
+    logs: LogStore
+    stable: StableStore
     snaps: SnapshotStore
     transport: InmemTransport | None = None
     raft: Raft | None = None
@@ -149,6 +149,8 @@ class Cluster:
         config: Config | None = None,
         fsm_factory: Callable[[], FSM] = RecordingFSM,
         snapshot_store_factory: Callable[[], SnapshotStore] = InmemSnapshotStore,
+        log_store_factory: Callable[[], LogStore] = InmemLogStore,
+        stable_store_factory: Callable[[], StableStore] = InmemStableStore,
         network: InmemNetwork | None = None,
         seed: int = 0,
         can_pipeline: bool = True,
@@ -157,6 +159,8 @@ class Cluster:
         self.config = config or fast_config()
         self.fsm_factory = fsm_factory
         self.snapshot_store_factory = snapshot_store_factory
+        self.log_store_factory = log_store_factory
+        self.stable_store_factory = stable_store_factory
         self.network = network or InmemNetwork(seed=seed)
         self.seed = seed
         self.can_pipeline = can_pipeline
@@ -195,8 +199,8 @@ class Cluster:
         m = Member(
             id=mid,
             fsm=self.fsm_factory(),
-            logs=InmemLogStore(),
-            stable=InmemStableStore(),
+            logs=self.log_store_factory(),
+            stable=self.stable_store_factory(),
             snaps=self.snapshot_store_factory(),
             config=self.config.copy(local_id=mid),
         )
