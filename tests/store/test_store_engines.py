@@ -325,3 +325,15 @@ def test_sequences_persist(tmp_path: Path) -> None:
         s.seq_put_many("log", [(7, b"seven"), (MAX, b"max")])
     with SqliteStore(str(tmp_path)) as s:
         assert s.seq_bounds("log") == (7, MAX) and s.seq_get("log", MAX) == b"max"
+
+
+def test_open_store_from_config(tmp_path: Path) -> None:
+    from ddastate.config import Config
+    from ddastate.store import open_store_from_config
+
+    cfg = Config()
+    assert isinstance(open_store_from_config(cfg), MemoryStore)  # default location is ""
+    cfg.services.store.location = str(tmp_path / "s")
+    cfg.services.store.engine = "pebble"
+    with open_store_from_config(cfg) as s:
+        assert isinstance(s, SqliteStore)

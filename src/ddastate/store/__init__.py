@@ -8,10 +8,14 @@ The reference's engine name ``pebble`` is accepted and mapped to the default, wi
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from .api import Store, StoreClosedError, StoreError, StoreLockedError, WriteBatch, key_upper_bound
 from .memory import MemoryStore
 from .sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from ddastate.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,12 @@ def open_store(engine: str | None = DEFAULT_ENGINE, location: str = "") -> Store
     return SqliteStore(location)
 
 
+def open_store_from_config(cfg: Config) -> Store:
+    """Open the store service of a DDA configuration (``services.store``)."""
+    st = cfg.services.store
+    return open_store(st.engine, st.location)
+
+
 __all__ = [
     "DEFAULT_ENGINE",
     "ENGINES",
@@ -56,4 +66,5 @@ __all__ = [
     "key_upper_bound",
     "normalize_engine",
     "open_store",
+    "open_store_from_config",
 ]
