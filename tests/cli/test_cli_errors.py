@@ -89,6 +89,20 @@ def test_wrongly_typed_state_option(tmp_path: Path, opts: dict[str, object], fie
     assert field in one_line(err)
 
 
+def test_wrongly_typed_max_value_size(tmp_path: Path) -> None:
+    cfg = write_sidecar_config(
+        tmp_path / "dda.yaml",
+        member_id="m1",
+        broker_url="tcp://127.0.0.1:1",
+        grpc_address="127.0.0.1:0",
+        bootstrap=True,
+        extra_grpc={"maxValueSize": "big"},
+    )
+    rc, err = run("run", "-c", str(cfg))
+    assert rc == 2
+    assert "apis.grpc.maxValueSize" in one_line(err)
+
+
 def test_wrong_version_and_bad_cluster(tmp_path: Path) -> None:
     cfg = tmp_path / "dda.yaml"
     cfg.write_text('version: "2"\n')

@@ -21,6 +21,8 @@ from ddastate.testing.sidecars import Sidecar, SidecarGroup, ddastate_command
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.timeout(240)]
 
+MAX_VALUE = 4096
+
 
 @pytest.fixture(scope="module")
 def group(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SidecarGroup]:
@@ -32,6 +34,7 @@ def group(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SidecarGroup]:
             broker_url=broker.url,
             size=3,
             state_opts={"heartbeatTimeout": 500, "electionTimeout": 500},
+            grpc_opts={"maxValueSize": MAX_VALUE},
         ) as g,
     ):
         g.start_all()
@@ -125,13 +128,23 @@ def test_bad_input_over_grpc(group: SidecarGroup) -> None:
                 state_pb2.Input(op=state_pb2.INPUT_OPERATION_SET, key=""), timeout=10
             )
         assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-        big = b"v" * (1024 * 1024 + 1)
+        big = b"v" * (MAX_VALUE + 1)
         with pytest.raises(grpc.RpcError) as info:
             state.ProposeInput(
                 state_pb2.Input(op=state_pb2.INPUT_OPERATION_SET, key="big", value=big), timeout=10
             )
         assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
         assert "maxValueSize" in (info.value.details() or "")
+        state.ProposeInput(
+            state_pb2.Input(op=state_pb2.INPUT_OPERATION_SET, key="big", value=big[:-1]),
+            timeout=10,
+        )
+        p = group[2].cli("put", "big", "x" * (MAX_VALUE + 1))
+        assert p.returncode == 1
+        assert p.stderr.strip() == (
+            f"ddastate: put failed: INVALID_ARGUMENT: input value is {MAX_VALUE + 1} bytes, "
+            f"more than the maximum of {MAX_VALUE} bytes (apis.grpc.maxValueSize)"
+        )
         with pytest.raises(grpc.RpcError) as info:
             state.ProposeInput(state_pb2.Input(op=9, key="k"), timeout=10)  # type: ignore[arg-type]
         assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT

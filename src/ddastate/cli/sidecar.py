@@ -21,7 +21,7 @@ from typing import Any
 
 from ddastate import __version__
 from ddastate.apis.grpc.address import AddressError, parse_address
-from ddastate.apis.grpc.server import DEFAULT_MAX_VALUE_SIZE, GrpcServeError, GrpcServer
+from ddastate.apis.grpc.server import GrpcServeError, GrpcServer
 from ddastate.apis.grpc.status import StatusInfo, StatusSource
 from ddastate.cli import CliError
 from ddastate.cli.status import collect_status
@@ -71,13 +71,6 @@ def load_config(path: Path) -> Any:
         where = "" if str(path) in text else f" in {path}"
         raise CliError(f"configuration error{where}: {text}", EXIT_CONFIG) from None
     grpc_cfg = cfg.apis.grpc
-    max_size = getattr(grpc_cfg, "max_value_size", DEFAULT_MAX_VALUE_SIZE)
-    if not isinstance(max_size, int) or isinstance(max_size, bool) or max_size <= 0:
-        raise CliError(
-            f"configuration error in {path}: apis.grpc.maxValueSize: "
-            f"expected a positive integer, got {max_size!r}",
-            EXIT_CONFIG,
-        )
     if not grpc_cfg.disabled:
         try:
             parse_address(grpc_cfg.address)
@@ -145,7 +138,7 @@ class Sidecar:
                     cfg.apis.grpc.address,
                     state=self.state,
                     status=self.status_source(),
-                    max_value_size=getattr(cfg.apis.grpc, "max_value_size", DEFAULT_MAX_VALUE_SIZE),
+                    max_value_size=cfg.apis.grpc.max_value_size,
                     keepalive=cfg.apis.grpc.keepalive,
                     cert=cfg.apis.cert,
                     key=cfg.apis.key,

@@ -180,6 +180,7 @@ class SidecarGroup:
         size: int = 3,
         cluster: str = "dda",
         state_opts: Mapping[str, Any] | None = None,
+        grpc_opts: Mapping[str, Any] | None = None,
         durable: bool = True,
     ) -> None:
         self.directory = directory
@@ -197,6 +198,7 @@ class SidecarGroup:
                 store=store,
                 cluster=cluster,
                 state_opts=state_opts,
+                extra_grpc=grpc_opts,
             )
             self.sidecars.append(Sidecar(name, cfg, address, directory / name / "sidecar.log"))
 
