@@ -326,6 +326,9 @@ class RaftBinding:
         conf = await raft.get_configuration()
         if conf.get(self._id) is not None:
             logger.info("restarted from stored state; member of %d-server group", len(conf))
+            # Apply what the log already holds before returning, so that observers start
+            # from the restored state rather than replaying history from an empty one.
+            await self._catch_up(raft.last_index())
             return
         logger.info("restarted from stored state but not in the configuration; joining")
         await self._join()
@@ -368,7 +371,7 @@ class RaftBinding:
         while raft.applied_index() < index:
             if loop.time() >= deadline or raft.state is RaftState.SHUTDOWN:
                 logger.warning(
-                    "joined, but not caught up to index %d within startupTimeout (applied %d)",
+                    "not caught up to index %d within startupTimeout (applied %d)",
                     index,
                     raft.applied_index(),
                 )
