@@ -208,6 +208,7 @@ async def test_reload_config() -> None:
             )
         )
         assert leader.reloadable_config().trailing_logs == 3
+        assert leader._c.cfg.trailing_logs == 3  # reached the core
         await apply_many(leader, [b"z%d" % i for i in range(50)])
         # the new threshold and interval drive an automatic snapshot soon
         await wait_for(lambda: leader.stats()["last_snapshot_index"] != "0", what="auto snapshot")

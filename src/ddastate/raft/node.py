@@ -62,6 +62,7 @@ from .configuration import (
 )
 from .core import RaftCore
 from .errors import (
+    AbortedByRestoreError,
     CantBootstrapError,
     EnqueueTimeoutError,
     KeyNotFoundError,
@@ -1439,7 +1440,15 @@ class Raft:
             )
         core = self._core
         if core is not None:
-            cc = getattr(core, "config", None) or getattr(core, "_config", None)
+            reload = getattr(core, "reload", None)
+            if callable(reload):
+                reload(
+                    heartbeat_timeout=new.heartbeat_timeout,
+                    election_timeout=new.election_timeout,
+                    trailing_logs=new.trailing_logs,
+                )
+                return
+            cc = getattr(core, "cfg", None)
             if isinstance(cc, CoreConfig):
                 cc.heartbeat_timeout = new.heartbeat_timeout
                 cc.election_timeout = new.election_timeout
@@ -1478,6 +1487,77 @@ class Raft:
             return f
         self._schedule_flush()
         return f
+
+    # -------------------------------------------------------------- restore
+
+    async def restore(
+        self, meta: SnapshotMeta, reader: IO[bytes], timeout: float | None = None
+    ) -> None:
+        """Replace the cluster's state with a user-supplied snapshot (hashicorp's Restore).
+
+        Leader only. The snapshot is stored as a new snapshot past the current log, the
+        FSM restored from it, and followers catch up through InstallSnapshot. Pending
+        operations fail with AbortedByRestoreError. Returns once a no-op after the restore
+        has committed (so a quorum installed it), or raises on ``timeout``.
+        """
+        if self._shutdown:
+            raise RaftShutdownError()
+        if self._state is not RaftState.LEADER:
+            raise NotLeaderError()
+        core = self._c
+        begin = getattr(core, "begin_user_restore", None)
+        done = getattr(core, "on_user_restored", None)
+        if not callable(begin) or not callable(done):
+            raise RaftError("user restore is not supported by this consensus core")
+        snaps = self._snaps
+        if snaps is None:
+            raise RaftError("no snapshot store configured")
+        info: SnapshotInfo = begin()
+        self._fail_from(0, AbortedByRestoreError)
+        self._applying_paused = True
+        try:
+
+            def store_and_restore() -> None:
+                sink = snaps.create(
+                    1, info.index, info.term, info.configuration, info.configuration_index
+                )
+                try:
+                    while True:
+                        chunk = reader.read(1 << 20)
+                        if not chunk:
+                            break
+                        sink.write(chunk)
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        sink.cancel()
+                    raise
+                sink.close()
+                _m, r2 = snaps.open(sink.id())
+                try:
+                    self._fsm.restore(r2)
+                finally:
+                    r2.close()
+
+            await asyncio.to_thread(store_and_restore)
+        finally:
+            self._applying_paused = False
+        if self._shutdown:
+            raise RaftShutdownError()
+        self._applied_index = info.index
+        self._last_snapshot = info
+        self._apply_backlog = deque(e for e in self._apply_backlog if e.index > info.index)
+        done(info)
+        if self._apply_backlog:
+            backlog = list(self._apply_backlog)
+            self._apply_backlog.clear()
+            self._apply(backlog)
+        self._schedule_flush()
+        b = self.barrier()
+        if timeout is None:
+            await b
+        else:
+            await asyncio.wait_for(asyncio.shield(b), timeout)
+        _ = meta  # the meta of the user's snapshot is informational (hashicorp ignores most)
 
     # ------------------------------------------------------------ snapshots
 
