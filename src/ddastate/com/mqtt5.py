@@ -370,12 +370,41 @@ class Mqtt5Binding(BindingCore):
     def _fast_read_packet(self, conn: Any, data: bytes) -> int:
         """Replacement of gmqtt's MQTTProtocol._read_packet: splits the byte stream
         into packets; PUBLISH goes straight to our decoder, the rest to gmqtt.
-        Returns the number of bytes consumed (-1: malformed length)."""
+
+        It always consumes all of ``data`` (returns its length, or -1 for a
+        malformed length): an incomplete packet is kept here in a bytearray, so a
+        large message (a snapshot) costs linear time instead of gmqtt's
+        re-concatenation of its whole buffer on every read.
+        """
         n = len(data)
-        pos = 0
         if conn._handler.current_connection is not conn:
             return n  # a superseded connection: drop what it still delivers
         conn._last_data_in = time.monotonic()
+        rx: bytearray | None = getattr(conn, "_dd_rx", None)
+        if rx:
+            rx += data
+            if len(rx) < conn._dd_need:
+                return n  # the pending packet is still incomplete
+            buf = bytes(rx)
+            rx.clear()
+        else:
+            buf = data
+        left, need = self._split_packets(conn, buf)
+        if left < 0:
+            return -1
+        if left < len(buf):
+            if rx is None:
+                rx = bytearray()
+                conn._dd_rx = rx
+            rx += buf[left:]
+            conn._dd_need = need
+        return n
+
+    def _split_packets(self, conn: Any, data: bytes) -> tuple[int, int]:
+        """Handle the complete packets in ``data``; return (offset of the incomplete
+        rest, bytes that rest needs before it can be parsed; 0 if unknown)."""
+        n = len(data)
+        pos = 0
         parse = self._parse_publish
         put = conn.put_package
         while n - pos >= 2:
@@ -385,7 +414,7 @@ class Mqtt5Binding(BindingCore):
             shift = 0
             while True:
                 if i >= n:
-                    return pos
+                    return pos, 0
                 b = data[i]
                 i += 1
                 rl |= (b & 0x7F) << shift
@@ -393,16 +422,16 @@ class Mqtt5Binding(BindingCore):
                     break
                 shift += 7
                 if shift > 21:
-                    return -1
+                    return -1, 0
             end = i + rl
             if end > n:
-                return pos
+                return pos, end - pos
             if cmd & 0xF0 == 0x30:
                 parse(cmd, data, i, end)
             else:
                 put(Package(cmd, data[i:end]))
             pos = end
-        return pos
+        return pos, 0
 
     def _parse_publish(self, cmd: int, raw: bytes, pos: int, stop: int) -> None:
         """Decode one PUBLISH body raw[pos:stop]; malformed packets are dropped."""
