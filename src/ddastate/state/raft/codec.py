@@ -272,7 +272,7 @@ def _map_header(n: int) -> bytes:
 
 
 def _fits_fixint(v: Any) -> bool:
-    return type(v) is int and -32 <= v <= 127
+    return isinstance(v, int) and not isinstance(v, bool) and -32 <= v <= 127
 
 
 # ------------------------------------------------------------------------- Log
@@ -530,12 +530,14 @@ def _enc_op(v: Any, what: str) -> bytes:
     return _pack_signed(v, what)
 
 
+_INPUT_OPS: dict[int, InputOp] = {int(o): o for o in InputOp}
+
+
 def _dec_op(v: Any, what: str) -> InputOp:
+    # Like the Go decoder, any int64 is accepted: an unknown op is the FSM's to reject
+    # (it answers "unknown input operation ..."), so it is passed on as a plain int.
     op = _i64(v, what)
-    try:
-        return InputOp(op)
-    except ValueError:
-        raise CodecError(f"{what} = {op} is not a known input op") from None
+    return _INPUT_OPS.get(op, cast(InputOp, op))
 
 
 def _enc_state(v: Any, what: str) -> bytes:
