@@ -52,6 +52,7 @@ class Member:
     observer: asyncio.Task[None] | None = None
     up: bool = False
     starts: int = 0
+    opened_with: tuple[int, int] = (0, 0)
 
     async def start(self) -> None:
         from ddastate.com.loopback import LoopbackBinding
@@ -61,6 +62,11 @@ class Member:
         await self.com.open(self.cfg)
         self.binding = RaftBinding()
         await self.binding.open(self.cfg, self.com)
+        node = self.binding.node()
+        self.opened_with = (
+            node.last_index() if node is not None else 0,
+            len(self.replicated_state()),
+        )
         self.observed = {}
         changes = await self.binding.observe_state_change()
         self.observer = asyncio.create_task(self._observe(changes), name=f"observe {self.name}")
@@ -243,6 +249,21 @@ async def _until(check: Callable[[], bool], what: str, view: View, timeout: floa
         await asyncio.sleep(0.02)
 
 
+def _peek_store(location: str) -> tuple[int, int]:
+    """Last log index and current term persisted in a member's store (member stopped)."""
+    from ddastate.state.raft.store import RaftStore
+
+    store = RaftStore(location)
+    try:
+        try:
+            term = store.get_uint64(b"CurrentTerm")
+        except KeyError:
+            term = 0
+        return store.last_index(), term
+    finally:
+        store.close()
+
+
 def _leader(members: list[Member]) -> Member | None:
     for m in members:
         info = m.status()
@@ -333,8 +354,27 @@ async def _demo(out: TextIO, live: bool, root: Path, writes: int, keep: bool) ->
         await phase("write while the old leader is down", writes_without)
 
         async def restart() -> None:
+            disk_last, disk_term = _peek_store(old_leader.cfg.services.state.store)
+            view.event(
+                f"{old_leader.name}'s store on disk: log to index {disk_last}, term {disk_term}"
+            )
             await old_leader.start()
-            view.event(f"{old_leader.name} restarted from its store and rejoined")
+            log_index, keys = old_leader.opened_with
+            view.event(
+                f"{old_leader.name} reopened its store and rejoined (log to index {log_index}, "
+                f"{keys} keys)"
+            )
+            others = [m for m in members if m is not old_leader]
+            await _until(
+                lambda: old_leader.observed == others[0].observed,
+                f"{old_leader.name} caught up",
+                view,
+            )
+            info = old_leader.status()
+            view.event(
+                f"{old_leader.name} caught up: applied index "
+                f"{info.applied_index if info else '?'}, {len(old_leader.observed)} keys"
+            )
 
         await phase(f"restart {old_leader.name} from its store", restart)
 
