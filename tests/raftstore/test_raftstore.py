@@ -313,3 +313,15 @@ def test_queue_observer_needs_a_loop(rs: RaftStore) -> None:
     q: asyncio.Queue[MembershipChange] = asyncio.Queue()
     with pytest.raises(ValueError, match="event loop"):
         rs.add_membership_change_observer(q, lambda: None)
+
+
+def test_get_logs_reads_a_range(rs: RaftStore) -> None:
+    assert rs.get_logs(0, MAX) == []
+    rs.store_logs(entries(1, 600))
+    rs.delete_range(300, 310)
+    got = rs.get_logs(250, 599)
+    assert [e.index for e in got] == [*range(250, 300), *range(311, 600)]
+    assert got[0] == entries(250, 250)[0]
+    rs.kv.seq_put_many(LOG_SEQ, [(400, b"\xc1")])
+    with pytest.raises(LogRecordError, match="index 400"):
+        rs.get_logs(1, MAX)

@@ -180,6 +180,23 @@ class RaftStore:
             raise LogRecordError(index, f"record holds index {entry.index}")
         return entry
 
+    def get_logs(self, first: int, last: int) -> list[Log]:
+        """The entries held with ``first <= index <= last``, ascending, read in chunks.
+
+        Not part of hashicorp's LogStore: a fast way to load a range (one query per 256
+        entries instead of one per entry). A damaged record raises LogRecordError.
+        """
+        out: list[Log] = []
+        for index, raw in self._kv.seq_scan(LOG_SEQ, _check_index(first), _check_index(last)):
+            try:
+                entry = decode_log(raw)
+            except CodecError as e:
+                raise LogRecordError(index, str(e)) from e
+            if entry.index != index:
+                raise LogRecordError(index, f"record holds index {entry.index}")
+            out.append(entry)
+        return out
+
     def store_log(self, entry: Log) -> None:
         """Store one entry durably."""
         self.store_logs((entry,))
