@@ -16,6 +16,7 @@ from ddastate.raft.log import Log, LogType
 from ddastate.state.api import Input, InputOp
 from ddastate.state.raft import messages as m
 from ddastate.state.raft.codec import (
+    _SPECS,
     CodecError,
     decode_log,
     decode_msgpack,
@@ -24,6 +25,7 @@ from ddastate.state.raft.codec import (
     encode_log,
     encode_msgpack,
     go_time_form,
+    validate_message,
 )
 
 U64 = st.integers(0, 2**64 - 1)
@@ -118,6 +120,9 @@ def test_round_trip_every_shape(shape: st.SearchStrategy[Any]) -> None:
     def run(obj: Any) -> None:
         raw = encode_msgpack(obj)
         assert decode_msgpack(raw, type(obj)) == obj
+        # the checked field-by-field path writes the very same bytes as the fast path
+        assert _SPECS[type(obj)].encode(obj) == raw
+        validate_message(obj)
         assert decode_msgpack_from_reader(io.BytesIO(raw), type(obj)) == obj
         # Go's encoder: every map key in the raw-string family, never str8 / bin.
         assert b"\xd9" not in _markers(raw)
@@ -397,3 +402,15 @@ def test_reader_reads_one_value_from_a_stream() -> None:
     assert decode_msgpack_from_reader(io.BytesIO(encode_msgpack(snap)), m.FsmSnapshot) == snap
     with pytest.raises(CodecError):
         decode_msgpack_from_reader(io.BytesIO(encode_msgpack(snap)[:-1]), m.FsmSnapshot)
+
+
+def test_validate_message_catches_what_the_fast_path_would_write() -> None:
+    bad_term = rc.AppendEntriesRequest(term=-1)
+    assert encode_msgpack(bad_term)  # the fast path writes it (Go would refuse it) ...
+    with pytest.raises(CodecError, match=r"AppendEntriesRequest\.Term"):
+        validate_message(bad_term)  # ... the full check names it
+    bad_entry = rc.AppendEntriesRequest(entries=[Log(1, 1), Log(-2, 1)])
+    with pytest.raises(CodecError, match=r"Entries\[1\]\.Index"):
+        validate_message(bad_entry)
+    with pytest.raises(CodecError, match="cannot encode"):
+        validate_message(3)

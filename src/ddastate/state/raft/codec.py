@@ -69,6 +69,7 @@ __all__ = [
     "encode_logs",
     "encode_msgpack",
     "go_time_form",
+    "validate_message",
 ]
 
 
@@ -484,15 +485,26 @@ def _nested(spec_getter: Callable[[], _Spec]) -> tuple[_Enc, _Dec]:
     return enc, dec
 
 
+def _array_header(n: int) -> bytes:
+    if n < 16:
+        return bytes((0x90 | n,))
+    if n < 0x10000:
+        return b"\xdc" + n.to_bytes(2, "big")
+    return b"\xdd" + n.to_bytes(4, "big")
+
+
 def _enc_entries(v: Any, what: str) -> bytes:
+    # The checked path (the fast path packs the entries as dicts in one call).
     if v is None:
         return _NIL
-    try:
-        return _pack([_log_obj(e) for e in v])
-    except CodecError:
-        raise
-    except Exception as e:
-        raise CodecError(f"{what} does not encode: {e}") from e
+    if not isinstance(v, list):
+        raise CodecError(f"{what} must be a list of Log or None, not {type(v).__name__}")
+    parts = [_array_header(len(v))]
+    for i, e in enumerate(v):
+        if type(e) is not Log:
+            raise CodecError(f"{what}[{i}] is a {type(e).__name__}, not a Log")
+        parts.append(_LOG_SPEC.encode(e, f"{what}[{i}]"))
+    return b"".join(parts)
 
 
 def _dec_entries(v: Any, what: str) -> list[Log] | None:
@@ -584,7 +596,7 @@ def _spec(cls: type[Any], fields: list[tuple[str, str, str | tuple[_Enc, _Dec]]]
     return s
 
 
-_AER = _spec(
+_spec(
     AppendEntriesRequest,
     [
         *_HEADER,
@@ -596,7 +608,7 @@ _AER = _spec(
         ("LeaderCommitIndex", "leader_commit_index", "u"),
     ],
 )
-_AEP = _spec(
+_spec(
     AppendEntriesResponse,
     [
         *_HEADER,
@@ -606,7 +618,7 @@ _AEP = _spec(
         ("NoRetryBackoff", "no_retry_backoff", "b"),
     ],
 )
-_RVR = _spec(
+_spec(
     RequestVoteRequest,
     [
         *_HEADER,
@@ -617,7 +629,7 @@ _RVR = _spec(
         ("LeadershipTransfer", "leadership_transfer", "b"),
     ],
 )
-_RVP = _spec(
+_spec(
     RequestVoteResponse,
     [*_HEADER, ("Term", "term", "u"), ("Peers", "peers", "y"), ("Granted", "granted", "b")],
 )
@@ -670,9 +682,7 @@ _spec(
     [("Req", "req", _nested(lambda: _ISR)), ("Data", "data", "y")],
 )
 _spec(FsmSnapshot, [("State", "state", (_enc_state, _dec_state))])
-_INPUT = _spec(
-    Input, [("Key", "key", "s"), ("Op", "op", (_enc_op, _dec_op)), ("Value", "value", "y")]
-)
+_spec(Input, [("Key", "key", "s"), ("Op", "op", (_enc_op, _dec_op)), ("Value", "value", "y")])
 _SPECS[Log] = _LOG_SPEC
 
 
@@ -687,7 +697,7 @@ _RPC_REPLY_FIELDS: list[tuple[str, str, str | tuple[_Enc, _Dec]]] = [
     ("Response", "response", (_enc_response, lambda v, w: v)),
     ("Retryable", "retryable", "b"),
 ]
-_RPC_REPLY = _spec(RpcReply, _RPC_REPLY_FIELDS)
+_spec(RpcReply, _RPC_REPLY_FIELDS)
 
 
 # ------------------------------------------------------------ fast dict encoders
@@ -780,15 +790,6 @@ _FAST: dict[type[Any], Callable[[Any], bytes | None]] = {
 }
 
 
-def _check_fast_types(obj: Any, cls: type[Any]) -> None:
-    # The dict path trusts msgpack with the field values; reject what it would write
-    # in a form Go cannot read back (negative or oversized unsigned fields, wrong types).
-    spec = _SPECS[cls]
-    w = spec.name
-    for _, go, attr, enc, _ in spec.fields:
-        enc(getattr(obj, attr), f"{w}.{go.decode()}")
-
-
 def _encode_any(obj: Any, what: str | None = None) -> bytes:
     cls = type(obj)
     spec = _SPECS.get(cls)
@@ -812,7 +813,7 @@ def encode_msgpack(obj: Any) -> bytes:
 
     Accepts the raft.commands RPC dataclasses, raft.log.Log, state.api.Input and the
     dataclasses of state.raft.messages. Raises CodecError for anything else or for a
-    field value outside its Go type's range.
+    field value it cannot write (see :func:`validate_message` for the full check).
     """
     try:
         out = _encode_any(obj)
@@ -823,9 +824,18 @@ def encode_msgpack(obj: Any) -> bytes:
     return out
 
 
-def _validate_for_encode(obj: Any) -> None:
-    """Check every field of a message against its Go type (used by tests and debugging)."""
-    _check_fast_types(obj, type(obj))
+def validate_message(obj: Any) -> None:
+    """Check every field of a message against its Go type; CodecError names the first bad one.
+
+    ``encode_msgpack`` packs the hot messages (AppendEntries, RequestVote, Log, Input)
+    without per-field checks: a value too large still fails, but a negative value in an
+    unsigned field would be written as a negative number that Go refuses. Call this
+    where values do not come from the consensus core.
+    """
+    spec = _SPECS.get(type(obj))
+    if spec is None:
+        raise CodecError(f"cannot encode a {type(obj).__name__}")
+    spec.encode(obj)
 
 
 # ------------------------------------------------------------------- decoding
