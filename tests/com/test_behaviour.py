@@ -376,3 +376,14 @@ async def test_callback_after_requester_gone_is_harmless(com_factory: Any) -> No
     awc2 = await sub.get(5)
     awc2.send(ActionResult("ok"))
     assert (await res_task).context == "ok"
+
+
+async def test_reopen_after_close(com_factory: Any) -> None:
+    a = await com_factory.open()
+    cfg = a._cfg
+    await a.close()
+    await a.open(cfg)
+    sub = await a.subscribe_event(SubscriptionFilter(Scope.COM, "again"))
+    await a.publish_event(Event("again", "1", "a"))
+    assert (await sub.get(5)).id == "1"
+    assert (await a.publish_action(Action("x", "1", "a"), timeout=0.01)).closed is False

@@ -224,6 +224,10 @@ class Mqtt5Binding(BindingCore):
             log.setLevel(logging.DEBUG)
 
         self.client_id = client_id_for(cfg)
+        self._ever_connected = False
+        self._connected = False
+        self._out = []
+        self._flush_scheduled = False
         client = _Client(self, self.client_id, clean_session=True, session_expiry_interval=0)
         client._ws_path = ws_path
         client.set_config(
