@@ -49,5 +49,5 @@ def test_demo_command_on_fresh_clone(tmp_path: Path) -> None:
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
-    assert re.search(r"states equal", out, re.I), out[-4000:]
+    assert re.search(r"states are equal", out, re.I), out[-4000:]
     assert (clone / ".venv" / "bin" / "ddastate").exists()
