@@ -247,16 +247,16 @@ class MixedGroup:
         self.members.append(m)
         return m
 
-    def stop_all(self) -> None:
-        for m in self.members:
-            if m.running and m.proc is not None:
-                m.proc.send_signal(signal.SIGTERM)
-        for m in self.members:
-            if m.proc is not None:
-                try:
-                    m.proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    m.kill()
+    def stop_all(self, timeout: float = 10.0) -> None:
+        """Stop members one by one, newest first (each leaves while a quorum remains).
+
+        Leaving all at once can hang a Go leader: it removes itself with no time limit
+        and waits for a quorum that is already gone. A member that does not end within
+        ``timeout`` is killed.
+        """
+        for m in reversed(self.members):
+            if m.running:
+                m.stop(timeout)
 
     def logs(self) -> str:
         """Every member's log, for failure messages."""

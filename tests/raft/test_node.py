@@ -438,3 +438,31 @@ async def test_enqueue_timeout_and_cancelled_apply() -> None:
         assert b"y" not in fsm.logs
         with pytest.raises(TypeError):
             await leader.apply("not bytes")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("plain", "pipeline", "prevote"),
+    [(True, True, True), (True, False, False), (False, False, False)],
+)
+async def test_protocol_only_transport_and_go_like_peers(
+    plain: bool, pipeline: bool, prevote: bool
+) -> None:
+    """Without the in-memory fast paths (consumer queue + coroutine calls), and with a
+    transport that neither pipelines nor pre-votes (as the Go reference)."""
+    from ddastate.raft.inmem import PlainInmemTransport
+
+    async with await Cluster.create(
+        3,
+        transport_class=PlainInmemTransport if plain else None,
+        can_pipeline=pipeline,
+        can_prevote=prevote,
+    ) as c:
+        leader = await c.wait_for_leader()
+        await apply_many(leader, [b"p%d" % i for i in range(300)], in_flight=128)
+        await c.stop(leader.local_id)
+        rest = [m for m in c.members if m != leader.local_id]
+        new = await c.wait_for_leader(among=rest)
+        await apply_many(new, [b"q%d" % i for i in range(50)])
+        await c.start(leader.local_id)
+        await c.wait_applied(new.last_index())
+        await c.ensure_same_state()

@@ -168,10 +168,17 @@ class InmemNetwork:
 
     # -- membership of the network
     def transport(
-        self, addr: str, *, can_pipeline: bool = True, can_prevote: bool = True
+        self,
+        addr: str,
+        *,
+        can_pipeline: bool = True,
+        can_prevote: bool = True,
+        cls: type[InmemTransport] | None = None,
     ) -> InmemTransport:
         """Create (or replace, after a restart) the transport for ``addr``."""
-        t = InmemTransport(self, addr, can_pipeline=can_pipeline, can_prevote=can_prevote)
+        t = (cls or InmemTransport)(
+            self, addr, can_pipeline=can_pipeline, can_prevote=can_prevote
+        )
         self._transports[addr] = t
         return t
 
@@ -467,8 +474,19 @@ def _copy_reader(reader: IO[bytes] | None) -> IO[bytes] | None:
     return None
 
 
+class PlainInmemTransport(InmemTransport):
+    """An InmemTransport without the optional fast paths (``set_rpc_handler``,
+    ``call_nowait``): requests go through ``consumer()`` and coroutine calls, like a
+    transport that implements only the Transport protocol.
+    """
+
+    set_rpc_handler = None  # type: ignore[assignment]
+    call_nowait = None  # type: ignore[assignment]
+
+
 __all__ = [
     "InmemLogStore",
+    "PlainInmemTransport",
     "InmemNetwork",
     "InmemStableStore",
     "InmemTransport",

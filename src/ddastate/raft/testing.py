@@ -155,8 +155,10 @@ class Cluster:
         seed: int = 0,
         can_pipeline: bool = True,
         can_prevote: bool = True,
+        transport_class: type[InmemTransport] | None = None,
     ) -> None:
         self.config = config or fast_config()
+        self.transport_class = transport_class
         self.fsm_factory = fsm_factory
         self.snapshot_store_factory = snapshot_store_factory
         self.log_store_factory = log_store_factory
@@ -215,7 +217,10 @@ class Cluster:
         if fresh_fsm and m.raft is not None:
             m.fsm = self.fsm_factory()
         m.transport = self.network.transport(
-            mid, can_pipeline=self.can_pipeline, can_prevote=self.can_prevote
+            mid,
+            can_pipeline=self.can_pipeline,
+            can_prevote=self.can_prevote,
+            cls=self.transport_class,
         )
         self._seq += 1
         m.raft = Raft(
