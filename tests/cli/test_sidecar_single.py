@@ -167,7 +167,7 @@ def test_state_disabled(tmp_path: Path) -> None:
         assert "state: disabled (services.state.disabled)" in s.log()
         p = s.cli("put", "k", "v")
         assert p.returncode == 1
-        assert "FAILED_PRECONDITION" in p.stderr and "disabled" in p.stderr
+        assert "UNAVAILABLE" in p.stderr and "disabled" in p.stderr
         p = s.cli("status")
         assert p.returncode == 0 and "disabled in this sidecar's configuration" in p.stdout
     finally:

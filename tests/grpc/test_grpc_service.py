@@ -194,7 +194,7 @@ async def test_closed_binding_is_unavailable(one: Served) -> None:
     assert status.role in ("not open", "shutdown")
 
 
-async def test_state_disabled_is_failed_precondition() -> None:
+async def test_state_disabled_is_unavailable_as_in_the_reference() -> None:
     cfg = Config()
 
     async def status() -> Any:
@@ -207,7 +207,17 @@ async def test_state_disabled_is_failed_precondition() -> None:
         async with grpc.aio.insecure_channel(bound.dial_target) as channel:
             stub: Any = state_pb2_grpc.StateServiceStub(channel)
             await expect_code(
-                stub.ProposeInput(SET("k", b"v")), grpc.StatusCode.FAILED_PRECONDITION, "disabled"
+                stub.ProposeInput(SET("k", b"v")), grpc.StatusCode.UNAVAILABLE, "disabled"
+            )
+            await expect_code(
+                stub.ObserveStateChange(state_pb2.ObserveStateChangeParams()).read(),
+                grpc.StatusCode.UNAVAILABLE,
+                "disabled",
+            )
+            await expect_code(
+                stub.ObserveMembershipChange(state_pb2.ObserveMembershipChangeParams()).read(),
+                grpc.StatusCode.UNAVAILABLE,
+                "disabled",
             )
             admin: Any = admin_pb2_grpc.AdminServiceStub(channel)
             st = await admin.Status(admin_pb2.StatusRequest(), timeout=10)

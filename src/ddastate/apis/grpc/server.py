@@ -5,9 +5,9 @@ Errors are mapped to gRPC status codes so that clients can decide what to do:
 * INVALID_ARGUMENT: an empty key, an unknown operation, a value longer than the
   configured maximum (``apis.grpc.maxValueSize``);
 * UNAVAILABLE: retryable failures (no leader yet, leadership lost, a deadline passed
-  while the group elected a leader) and a state service that is not open (starting up
-  or shutting down): try again, or try another member;
-* FAILED_PRECONDITION: the state service is disabled in this sidecar's configuration;
+  while the group elected a leader), a state service that is not open (starting up or
+  shutting down): try again, or try another member; and, as the reference sidecar
+  answers, a state service disabled in this sidecar's configuration (the message says so);
 * INTERNAL: anything else, logged with its traceback on the sidecar.
 """
 
@@ -135,7 +135,7 @@ class StateServicer(state_pb2_grpc.StateServiceServicer):
     async def _require_state(self, context: grpc.aio.ServicerContext) -> StateApi:
         if self._state is None:
             await context.abort(
-                grpc.StatusCode.FAILED_PRECONDITION,
+                grpc.StatusCode.UNAVAILABLE,
                 "state service is disabled in this sidecar's configuration"
                 " (services.state.disabled)",
             )
