@@ -39,3 +39,16 @@ def test_parse(text: str, bind: str, dial: str) -> None:
 def test_bad_addresses_name_the_problem(text: str, fragment: str) -> None:
     with pytest.raises(AddressError, match=fragment):
         parse_address(text)
+
+
+def test_committed_stubs_match_the_protos() -> None:
+    """scripts/gen_grpc.py --check regenerates into a temporary directory and compares."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "gen_grpc.py"
+    p = subprocess.run(
+        [sys.executable, str(script), "--check"], capture_output=True, text=True, check=False
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
