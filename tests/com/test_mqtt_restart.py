@@ -38,9 +38,11 @@ def _cfg(broker: Mosquitto, cluster: str, **opts: Any) -> Config:
     return cfg.validate()
 
 
-@pytest.mark.parametrize("qos", [0, 1])
+@pytest.mark.parametrize(
+    ("qos", "outage"), [(0, 0.0), (1, 0.0), (0, 1.5)], ids=["qos0", "qos1", "qos0-long-outage"]
+)
 async def test_reconnect_after_broker_kill_and_stream_resumes(
-    mosquitto: Mosquitto, qos: int
+    mosquitto: Mosquitto, qos: int, outage: float
 ) -> None:
     requester = Mqtt5Binding()
     responder = Mqtt5Binding()
@@ -99,6 +101,8 @@ async def test_reconnect_after_broker_kill_and_stream_resumes(
         own = await requester.subscribe_event(SubscriptionFilter(Scope.COM, "ev"))
         await requester.publish_event(Event("ev", "down", "r"))
 
+    if outage:
+        await asyncio.sleep(outage)  # the broker stays down a while (scenario, not a sync)
     mosquitto.start()
     t_up = time.monotonic()
     await asyncio.gather(requester.wait_connected(10), responder.wait_connected(10))
@@ -121,6 +125,7 @@ async def test_reconnect_after_broker_kill_and_stream_resumes(
     durations = requester.reconnect_durations + responder.reconnect_durations
     report = {
         "qos": qos,
+        "outage_s": outage,
         "reconnect_after_broker_up_s": round(reconnect_s, 4),
         "outage_to_reconnect_s": [round(d, 4) for d in durations],
         **stats,
@@ -128,7 +133,7 @@ async def test_reconnect_after_broker_kill_and_stream_resumes(
     print("broker restart:", json.dumps(report))
     try:
         old = json.loads(REPORT.read_text()) if REPORT.exists() else {}
-        old[f"qos{qos}"] = report
+        old[f"qos{qos}-outage{outage}"] = report
         REPORT.write_text(json.dumps(old, indent=1))
     except (OSError, ValueError):
         pass
