@@ -19,6 +19,7 @@ from ddastate.com.api import (
 from ddastate.com.mqtt5 import client_id_for, encode_publish
 from ddastate.config import Config
 
+from .helpers import flush
 from .plain import PlainClient
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.timeout(60)]
@@ -229,3 +230,30 @@ def _with_sub_id(pkt: bytes, sid: int) -> bytes:
     props = b"\x0b" + _vbi(sid) + props
     new_body = head + _vbi(len(props)) + props + payload
     return bytes([pkt[0]]) + _vbi(len(new_body)) + new_body
+
+
+@pytest.mark.parametrize("qos", [1, 2])
+async def test_qos_levels(mqtt5_factory: Any, qos: int) -> None:
+    plain = await PlainClient.connect(mqtt5_factory.broker.port)
+    try:
+        a = await mqtt5_factory.open(qos=qos)
+        b = await mqtt5_factory.open(qos=qos)
+        await b.subscribe_action(
+            SubscriptionFilter(Scope.COM, "q"),
+            handler=lambda awc: awc.send(ActionResult("", awc.action.params)),
+        )
+        sub = await b.subscribe_event(SubscriptionFilter(Scope.COM, "e"))
+        for i in range(50):
+            res = await a.request_action(Action("q", "1", "a", str(i).encode()), timeout=5)
+            assert res.data == str(i).encode()
+            await a.publish_event(Event("e", str(i), "a"))
+        assert [(await sub.get(5)).id for _ in range(50)] == [str(i) for i in range(50)]
+        seen = await plain.wait_for(lambda s: s.topic.endswith("/com/evt/e"))
+        assert seen.payload == b""
+        # every outgoing QoS>0 message was acknowledged by the broker
+        await flush(a, b)
+        await flush(a, b)
+        assert a._client._persistent_storage.is_empty
+        assert b._client._persistent_storage.is_empty
+    finally:
+        await plain.close()
