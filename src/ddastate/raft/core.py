@@ -385,8 +385,17 @@ class RaftCore:
             self._transfer_results.append((self._transfer.token, None))
             self._transfer = None
 
+    def _can_campaign(self) -> bool:
+        """A voter of the latest configuration may campaign; so may a voter of the
+        committed one while a newer configuration is uncommitted (Raft thesis 4.2.2:
+        it may still be needed to commit that change; it does not count its own vote).
+        """
+        if self._is_voter(self._id):
+            return True
+        return bool(self._pending_cfgs) and self._committed_cfg.is_voter(self._id)
+
     def _campaign(self, transfer: bool = False) -> None:
-        if not self._is_voter(self._id):
+        if not self._can_campaign():
             logger.debug("%s: not a voter, not campaigning", self._id)
             self._election_deadline = self._now + self._rand(self.cfg.heartbeat_timeout)
             return

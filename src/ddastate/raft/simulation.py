@@ -851,14 +851,12 @@ class Simulation:
         f = self.faults
         f.loss = f.duplicate = f.spike = 0.0
         end = self.now + 5.0
-        restarted = False
         while self.events and self.now < end:
-            if not restarted:
+            if self.steps % 50 == 0:
                 for mid in sorted(self._configured()):
                     m = self.members[mid]
                     if not m.up:
                         m.start()
-                restarted = True
             self._step()
             if self.steps % 50 == 0 and self._converged():
                 break
