@@ -318,3 +318,17 @@ async def test_ap_with_undecodable_input_answered_with_error(group: Group) -> No
     assert node is not None
     conf = await node.get_configuration()
     assert len(conf) == 2
+
+
+async def test_propose_right_after_leader_left_does_not_wait_for_lfw_timeout(
+    lgroup: Group,
+) -> None:
+    # lfwTimeout stays at its 20 s default: a forwarded attempt to a leader that is gone
+    # must be abandoned when the leader changes, not after lfwTimeout.
+    opts = {"heartbeatTimeout": 300, "electionTimeout": 300}
+    m1 = await lgroup.member(bootstrap=True, opts=opts)
+    m2 = await lgroup.member(opts=opts)
+    m3 = await lgroup.member(opts=opts)
+    await m1.close()
+    await m2.propose_input(Input(InputOp.SET, "y", b"2"), timeout=10)
+    await m3.propose_input(Input(InputOp.SET, "z", b"3"), timeout=10)

@@ -33,7 +33,7 @@ from ddastate.raft.errors import (
     RaftShutdownError,
     TransportShutdownError,
 )
-from ddastate.raft.observer import RaftState
+from ddastate.raft.observer import LeaderObservation, RaftState
 from ddastate.state.api import Input, InputOp, MembershipChange
 
 from . import codec
@@ -190,6 +190,8 @@ class RaftBinding:
         self._state_obs: dict[Observation[Input], int] = {}
         self._member_obs: dict[Observation[MembershipChange], int] = {}
         self._lfw_tasks: set[asyncio.Task[None]] = set()
+        self._leader_changed: asyncio.Future[None] | None = None
+        self._leader_watch: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ accessors
 
@@ -287,6 +289,8 @@ class RaftBinding:
             transport.set_lfw_handler(self._on_lfw, gate=self._is_leader)
             await raft.start()
             self._raft = raft
+            self._leader_changed = asyncio.get_running_loop().create_future()
+            self._leader_watch = asyncio.create_task(self._watch_leader(raft))
             if existing:
                 await self._rejoin(raft)
             elif st.bootstrap:
@@ -299,6 +303,19 @@ class RaftBinding:
                 await self._teardown()
             raise
         logger.info("opened Raft state synchronization binding %s", node_id)
+
+    async def _watch_leader(self, raft: Raft) -> None:
+        """Resolve (and renew) ``_leader_changed`` whenever the known leader changes.
+
+        A forwarded proposal waits for the leader's answer or for this, so a change of
+        leader (this member included) retries at once instead of after lfwTimeout.
+        """
+        loop = asyncio.get_running_loop()
+        async with raft.observe(lambda o: isinstance(o.data, LeaderObservation)) as obs:
+            async for _ in obs:
+                fut, self._leader_changed = self._leader_changed, loop.create_future()
+                if fut is not None and not fut.done():
+                    fut.set_result(None)
 
     def _is_leader(self) -> bool:
         raft = self._raft
@@ -414,6 +431,12 @@ class RaftBinding:
         store = self._store
         for t in list(self._lfw_tasks):
             t.cancel()
+        watch, self._leader_watch = self._leader_watch, None
+        if watch is not None:
+            watch.cancel()
+        changed, self._leader_changed = self._leader_changed, None
+        if changed is not None and not changed.done():
+            changed.set_result(None)
         if raft is not None:
             try:
                 await raft.shutdown()
@@ -493,8 +516,19 @@ class RaftBinding:
             t = min(t, deadline - loop.time())
             if t <= 0:
                 raise TimeoutError("propose_input timed out")
+        changed = self._leader_changed
+        fwd = asyncio.ensure_future(transport.lfw_apply(ApplyRequest(command=cmd, timeout=0), t))
+        if changed is not None and not changed.done():
+            try:
+                await asyncio.wait((fwd, changed), return_when=asyncio.FIRST_COMPLETED)
+            except BaseException:
+                fwd.cancel()
+                raise
+            if not fwd.done():
+                fwd.cancel()
+                return "the leader changed"
         try:
-            await transport.lfw_apply(ApplyRequest(command=cmd, timeout=0), t)
+            await fwd
         except TimeoutError:
             return "no leader answered"
         except RpcError as e:
