@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ddastate.testing.mosquitto import free_port
-from ddastate.testing.sidecars import ddastate_command, write_sidecar_config
+from ddastate.testing.mosquitto import Mosquitto, free_port
+from ddastate.testing.sidecars import Sidecar, ddastate_command, write_sidecar_config
 
 
 def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> tuple[int, str]:
@@ -179,3 +179,24 @@ def test_put_needs_a_value() -> None:
     rc, err = run("put", "k", "--address", "127.0.0.1:1")
     assert rc == 2
     assert "VALUE" in one_line(err)
+
+
+@pytest.mark.mqtt
+def test_sigterm_while_waiting_to_join(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """A joining member waits for a leader (as the reference does); SIGTERM ends the wait."""
+    address = f"127.0.0.1:{free_port()}"
+    cfg = write_sidecar_config(
+        tmp_path / "dda.yaml",
+        member_id="lonely",
+        broker_url=mosquitto.url,
+        grpc_address=address,
+        bootstrap=False,
+    )
+    s = Sidecar("lonely", cfg, address, tmp_path / "lonely.log")
+    s.start()
+    s.wait_for("state: opening raft member lonely")
+    assert s.terminate() == 0
+    log = s.log()
+    assert "received SIGTERM during startup: stopping" in log
+    assert "com: closed" in log and log.rstrip().endswith("stopped")
+    assert "Traceback" not in log and " ready" not in log
