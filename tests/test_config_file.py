@@ -274,3 +274,13 @@ def test_go_durations(text: str, seconds: float) -> None:
 def test_bad_go_durations(text: str) -> None:
     with pytest.raises(ValueError):
         parse_go_duration(text)
+
+
+def test_unknown_keys_are_ignored_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    cfg = Config.from_yaml(
+        "clustr: x\nservices:\n  com:\n    opt: {qos: 1}\n  state: {bootstrp: true}\n"
+    )
+    assert cfg.cluster == "dda" and cfg.services.com.opts == {}
+    assert "'clustr'" in caplog.text
+    assert "'services.com.opt'" in caplog.text
+    assert "'services.state.bootstrp'" in caplog.text

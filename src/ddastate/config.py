@@ -417,12 +417,11 @@ class Config:
         """Build from a mapping shaped like the YAML file (keys as in the YAML)."""
         d = _map(data, "<root>") if data is not None else {}
         cfg = cls()
-        for key in d:
-            if key not in _TOP_KEYS:
-                log.warning("configuration: ignoring unknown key %r", key)
+        _warn_unknown(d, _TOP_KEYS, "")
         if d.get("version") is not None:
             cfg.version = _str(d["version"], "version")
         ident = _sub(d, "identity")
+        _warn_unknown(ident, {"name", "id"}, "identity.")
         if ident.get("name") is not None:
             cfg.identity.name = _str(ident["name"], "identity.name")
         if ident.get("id") is not None:
@@ -431,12 +430,15 @@ class Config:
             cfg.cluster = _str(d["cluster"], "cluster")
 
         apis = _sub(d, "apis")
+        _warn_unknown(apis, {"grpc", "grpc-web", "cert", "key"}, "apis.")
         grpc = _sub(apis, "grpc", "apis.")
+        _warn_unknown(grpc, {"address", "disabled", "keepalive", "maxValueSize"}, "apis.grpc.")
         _set(cfg.apis.grpc, "address", grpc, "apis.grpc.address", _str)
         _set(cfg.apis.grpc, "disabled", grpc, "apis.grpc.disabled", _bool)
         _set(cfg.apis.grpc, "keepalive", grpc, "apis.grpc.keepalive", _duration)
         _set(cfg.apis.grpc, "max_value_size", grpc, "apis.grpc.maxValueSize", _int)
         web = _sub(apis, "grpc-web", "apis.")
+        _warn_unknown(web, {"address", "disabled", "access-control-allow-origin"}, "apis.grpc-web.")
         _set(cfg.apis.grpc_web, "address", web, "apis.grpc-web.address", _str)
         _set(cfg.apis.grpc_web, "disabled", web, "apis.grpc-web.disabled", _bool)
         if web.get("access-control-allow-origin") is not None:
@@ -447,11 +449,16 @@ class Config:
         _set(cfg.apis, "key", apis, "apis.key", _str)
 
         services = _sub(d, "services")
+        _warn_unknown(services, {"com", "store", "state"}, "services.")
         com = _sub(services, "com", "services.")
+        _warn_unknown(com, {"protocol", "url", "auth", "opts", "disabled"}, "services.com.")
         c = cfg.services.com
         _set(c, "protocol", com, "services.com.protocol", _str)
         _set(c, "url", com, "services.com.url", _str)
         auth = _sub(com, "auth", "services.com.")
+        _warn_unknown(
+            auth, {"method", "cert", "key", "verify", "username", "password"}, "services.com.auth."
+        )
         for name in ("method", "cert", "key", "username", "password"):
             _set(c.auth, name, auth, f"services.com.auth.{name}", _str)
         _set(c.auth, "verify", auth, "services.com.auth.verify", _bool)
@@ -459,11 +466,15 @@ class Config:
         _set(c, "disabled", com, "services.com.disabled", _bool)
 
         store = _sub(services, "store", "services.")
+        _warn_unknown(store, {"engine", "location", "disabled"}, "services.store.")
         for name in ("engine", "location"):
             _set(cfg.services.store, name, store, f"services.store.{name}", _str)
         _set(cfg.services.store, "disabled", store, "services.store.disabled", _bool)
 
         state = _sub(services, "state", "services.")
+        _warn_unknown(
+            state, {"protocol", "store", "bootstrap", "disabled", "opts"}, "services.state."
+        )
         st = cfg.services.state
         _set(st, "protocol", state, "services.state.protocol", _str)
         _set(st, "store", state, "services.state.store", _str)
@@ -529,6 +540,13 @@ class Config:
     def copy(self) -> Config:
         """A deep copy (e.g. to derive per-member configs in tests)."""
         return copy.deepcopy(self)
+
+
+def _warn_unknown(d: Mapping[str, Any], known: set[str], prefix: str) -> None:
+    # the reference ignores unknown keys too; a warning helps with typos
+    for key in d:
+        if key not in known:
+            log.warning("configuration: ignoring unknown key %r", prefix + str(key))
 
 
 def _sub(d: Mapping[str, Any], key: str, prefix: str = "") -> dict[str, Any]:
