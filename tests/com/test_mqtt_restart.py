@@ -25,6 +25,8 @@ from ddastate.com.mqtt5 import ComConnectError, Mqtt5Binding
 from ddastate.config import Config
 from ddastate.testing.mosquitto import Mosquitto, free_port
 
+from .helpers import flush
+
 pytestmark = [pytest.mark.mqtt, pytest.mark.timeout(120)]
 
 REPORT = Path(os.environ.get("DDASTATE_REPORT_DIR", "/tmp")) / "ddastate-com-restart.json"
@@ -115,7 +117,8 @@ async def test_reconnect_after_broker_kill_and_stream_resumes(
         # the publication made while disconnected is delivered after reconnect
         got = await own.get(10)
         assert got.id == "down"
-        # subscriptions of both members were restored: a new event reaches the responder
+    # subscriptions of both members were restored: a new event reaches the responder
+    await flush(responder)
     await requester.publish_event(Event("ev", "after", "r"))
     ids = []
     while "after" not in ids:
@@ -187,3 +190,26 @@ async def test_open_waits_for_broker_coming_up() -> None:
     finally:
         await b.close()
         broker.cleanup()
+
+
+async def test_dropped_connection_reconnects_and_restores(mosquitto: Mosquitto) -> None:
+    """The TCP connection breaks (not the broker): reconnect and resubscribe."""
+    a = Mqtt5Binding()
+    b = Mqtt5Binding()
+    await a.open(_cfg(mosquitto, "drop", connectRetryDelay=100))
+    await b.open(_cfg(mosquitto, "drop", connectRetryDelay=100))
+    sub = await b.subscribe_event(SubscriptionFilter(Scope.COM, "d"))
+    await b.subscribe_action(
+        SubscriptionFilter(Scope.STA, "d"), handler=lambda awc: awc.send(ActionResult("b"))
+    )
+    b._client._connection._transport.abort()  # network failure on b's side
+    await b.wait_disconnected(5)
+    await b.wait_connected(10)
+    assert len(b.reconnect_durations) == 1
+    await flush(b)  # b's resubscriptions went out before this round trip's own SUBSCRIBE
+    res = await a.request_action(Action("d", "1", "a"), Scope.STA, 5)
+    assert res.context == "b"
+    await a.publish_event(Event("d", "after-drop", "a"))
+    assert (await sub.get(5)).id == "after-drop"
+    await a.close()
+    await b.close()
