@@ -318,7 +318,11 @@ def _dec_log(v: Any, what: str) -> Log:
         ext = _bytes(ext, what + ".Extensions")
     at = g(b"AppendedAt")
     if at is not None:
-        at = _dec_time(at, what + ".AppendedAt")
+        if type(at) is bytes and len(at) == 8:  # what Go writes for a time with nanoseconds
+            tv = int.from_bytes(at, "big")
+            at = (tv & 0x3_FFFF_FFFF) * _NS + (tv >> 34)
+        else:
+            at = _dec_time(at, what + ".AppendedAt")
     return Log(index, term, t, data, ext, at)
 
 
@@ -850,11 +854,101 @@ def _unpack(data: Any, what: str) -> Any:
         raise CodecError(f"{what} does not decode: {e}") from e
 
 
+# Hand-written decoders of the hot messages: fixed labels, positional construction.
+# Used for maps at top level; None, errors in nesting, and the rest take the spec path.
+
+_AE = "AppendEntriesRequest."
+_AR = "AppendEntriesResponse."
+_VQ = "RequestVoteRequest."
+_VR = "RequestVoteResponse."
+
+
+def _fast_dec_aer(d: dict[Any, Any]) -> AppendEntriesRequest:
+    g = d.get
+    return AppendEntriesRequest(
+        _u64(g(b"Term"), _AE + "Term"),
+        _bytes(g(b"Leader"), _AE + "Leader"),
+        _u64(g(b"PrevLogEntry"), _AE + "PrevLogEntry"),
+        _u64(g(b"PrevLogTerm"), _AE + "PrevLogTerm"),
+        _dec_entries(g(b"Entries"), _AE + "Entries"),
+        _u64(g(b"LeaderCommitIndex"), _AE + "LeaderCommitIndex"),
+        _i64(g(b"ProtocolVersion"), _AE + "ProtocolVersion"),
+        _bytes(g(b"ID"), _AE + "ID"),
+        _bytes(g(b"Addr"), _AE + "Addr"),
+    )
+
+
+def _fast_dec_aep(d: dict[Any, Any]) -> AppendEntriesResponse:
+    g = d.get
+    return AppendEntriesResponse(
+        _u64(g(b"Term"), _AR + "Term"),
+        _u64(g(b"LastLog"), _AR + "LastLog"),
+        _bool(g(b"Success"), _AR + "Success"),
+        _bool(g(b"NoRetryBackoff"), _AR + "NoRetryBackoff"),
+        _i64(g(b"ProtocolVersion"), _AR + "ProtocolVersion"),
+        _bytes(g(b"ID"), _AR + "ID"),
+        _bytes(g(b"Addr"), _AR + "Addr"),
+    )
+
+
+def _fast_dec_rvq(d: dict[Any, Any]) -> RequestVoteRequest:
+    g = d.get
+    return RequestVoteRequest(
+        _u64(g(b"Term"), _VQ + "Term"),
+        _bytes(g(b"Candidate"), _VQ + "Candidate"),
+        _u64(g(b"LastLogIndex"), _VQ + "LastLogIndex"),
+        _u64(g(b"LastLogTerm"), _VQ + "LastLogTerm"),
+        _bool(g(b"LeadershipTransfer"), _VQ + "LeadershipTransfer"),
+        _i64(g(b"ProtocolVersion"), _VQ + "ProtocolVersion"),
+        _bytes(g(b"ID"), _VQ + "ID"),
+        _bytes(g(b"Addr"), _VQ + "Addr"),
+    )
+
+
+def _fast_dec_rvp(d: dict[Any, Any]) -> RequestVoteResponse:
+    g = d.get
+    return RequestVoteResponse(
+        _u64(g(b"Term"), _VR + "Term"),
+        _bytes(g(b"Peers"), _VR + "Peers"),
+        _bool(g(b"Granted"), _VR + "Granted"),
+        _i64(g(b"ProtocolVersion"), _VR + "ProtocolVersion"),
+        _bytes(g(b"ID"), _VR + "ID"),
+        _bytes(g(b"Addr"), _VR + "Addr"),
+    )
+
+
+def _fast_dec_input(d: dict[Any, Any]) -> Input:
+    g = d.get
+    return Input(
+        _dec_op(g(b"Op"), "Input.Op"),
+        _str(g(b"Key"), "Input.Key"),
+        _bytes(g(b"Value"), "Input.Value"),
+    )
+
+
+def _fast_dec_log(d: dict[Any, Any]) -> Log:
+    return _dec_log(d, "Log")
+
+
+_FAST_DEC: dict[type[Any], Callable[[dict[Any, Any]], Any]] = {
+    AppendEntriesRequest: _fast_dec_aer,
+    AppendEntriesResponse: _fast_dec_aep,
+    RequestVoteRequest: _fast_dec_rvq,
+    RequestVoteResponse: _fast_dec_rvp,
+    Input: _fast_dec_input,
+    Log: _fast_dec_log,
+}
+
+
 def _decode_obj(obj: Any, cls: type[T], what: str) -> T:
-    spec = _SPECS.get(cls)
-    if spec is None:
-        raise CodecError(f"cannot decode into a {getattr(cls, '__name__', cls)!r}")
     try:
+        if type(obj) is dict and what == getattr(cls, "__name__", None):
+            fast = _FAST_DEC.get(cls)
+            if fast is not None:
+                return cast(T, fast(obj))
+        spec = _SPECS.get(cls)
+        if spec is None:
+            raise CodecError(f"cannot decode into a {getattr(cls, '__name__', cls)!r}")
         if cls is Log:
             if obj is None:
                 return cast(T, Log(index=0, term=0))
