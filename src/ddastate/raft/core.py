@@ -174,6 +174,7 @@ class RaftCore:
                     continue
                 self._pending_cfgs.append((e.index, c))
         self._move_committed_configs()
+        self._infer_committed_configs()
 
         # timers and election state
         self._last_contact = now
@@ -342,6 +343,15 @@ class RaftCore:
         if term != self._term:
             self._term = term
             self._hs_dirty = True
+
+    def _infer_committed_configs(self) -> None:
+        """A configuration entry followed by another one is committed (a leader appends
+        a change only once the previous one committed; hashicorp infers the same)."""
+        pend = self._pending_cfgs
+        if len(pend) >= 2:
+            self._committed_cfg_index, self._committed_cfg = pend[-2]
+            del pend[:-1]
+            self._cfg_changed = True
 
     def _move_committed_configs(self) -> None:
         pend = self._pending_cfgs
@@ -744,6 +754,7 @@ class RaftCore:
                     if e.type == LogType.CONFIGURATION:
                         self._pending_cfgs.append((e.index, decode_configuration(e.data)))
                         self._cfg_changed = True
+                        self._infer_committed_configs()
         new_last = prev + (len(ents) if ents else 0)
         if req.leader_commit_index > self._commit:
             c = min(req.leader_commit_index, new_last)
