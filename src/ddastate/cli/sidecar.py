@@ -158,6 +158,8 @@ class Sidecar:
                 self.server.state_servicer.set_state(self.state)
         else:
             log.info("gRPC: disabled (apis.grpc.disabled)")
+        if not cfg.apis.grpc_web.disabled:
+            log.info("gRPC-Web: not offered by ddastate; apis.grpc-web is ignored")
 
         if not cfg.services.com.disabled:
             com_cfg = cfg.services.com
