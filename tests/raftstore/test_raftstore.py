@@ -325,3 +325,13 @@ def test_get_logs_reads_a_range(rs: RaftStore) -> None:
     rs.kv.seq_put_many(LOG_SEQ, [(400, b"\xc1")])
     with pytest.raises(LogRecordError, match="index 400"):
         rs.get_logs(1, MAX)
+
+
+def test_failed_open_releases_the_location(tmp_path: Path) -> None:
+    loc = tmp_path / "r"
+    loc.mkdir()
+    (loc / "snapshots").write_text("a file where the snapshot directory belongs")
+    with pytest.raises(OSError):
+        RaftStore(str(loc))
+    (loc / "snapshots").unlink()
+    RaftStore(str(loc)).close()  # not locked by the failed attempt

@@ -125,22 +125,23 @@ class RaftStore:
     def __init__(self, location: str) -> None:
         self.location = location
         self._kv: Store
+        self.snapshot_store: FileSnapshotStore | InmemSnapshotStore
+        self._lock = threading.Lock()
+        self._first = 0
+        self._last = 0
         if location:
             self._kv = SqliteStore(os.path.join(location, "store"))
             try:
-                self.snapshot_store: FileSnapshotStore | InmemSnapshotStore = FileSnapshotStore(
+                self.snapshot_store = FileSnapshotStore(
                     os.path.join(location, "snapshots"), retain=RETAIN_SNAPSHOTS
                 )
+                self._load_bounds()
             except BaseException:
-                self._kv.close()
+                self._kv.close()  # release the location for a retry
                 raise
         else:
             self._kv = MemoryStore()
             self.snapshot_store = InmemSnapshotStore()
-        self._lock = threading.Lock()
-        self._first = 0
-        self._last = 0
-        self._load_bounds()
         self._obs_lock = threading.Lock()
         self._observers: dict[int, _Observer] = {}
         self._next_observer_id = 0
