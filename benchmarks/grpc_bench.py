@@ -3,7 +3,8 @@
 Starts a Mosquitto (examples/mosquitto.conf settings) and three sidecars with durable
 stores, then measures from this process, with the generated stubs on grpc.aio:
 
-- the floor: AdminService.Status round trip (gRPC alone, no Raft, no broker);
+- the floor: AdminService.Status (gRPC alone, no Raft, no broker), sequential and 256
+  in flight;
 - ProposeInput at the leader and at a follower, one at a time (p50 / p99 latency);
 - ProposeInput at the leader with 64 and 256 calls in flight (inputs/s).
 
@@ -100,6 +101,9 @@ async def measure(group: SidecarGroup, n: int) -> list[tuple[str, tuple[float, f
 
         rows.append(("Status round trip (gRPC floor)", await sequential(status_call, n)))
         rows.append(
+            ("Status, 256 in flight (gRPC floor)", await in_flight(status_call, n * 4, 256))
+        )
+        rows.append(
             ("ProposeInput at leader, sequential", await sequential(propose(lstate, "l"), n))
         )
         rows.append(
@@ -133,7 +137,7 @@ def main() -> int:
     for name, (rate, p50, p99) in rows:
         print(f"{name:44} {rate:10.0f} {p50:8.2f} {p99:8.2f}")
     floor = rows[0][1][1]
-    seq = rows[1][1][1]
+    seq = rows[2][1][1]
     print(f"\ngRPC floor p50 {floor:.2f} ms; ProposeInput at leader adds {seq - floor:.2f} ms")
     if args.keep is None:
         import shutil
