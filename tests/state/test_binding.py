@@ -332,3 +332,37 @@ async def test_propose_right_after_leader_left_does_not_wait_for_lfw_timeout(
     await m1.close()
     await m2.propose_input(Input(InputOp.SET, "y", b"2"), timeout=10)
     await m3.propose_input(Input(InputOp.SET, "z", b"3"), timeout=10)
+
+
+@pytest.mark.parametrize(
+    "ext",
+    [
+        {"pipeline": True},
+        {"preVote": True},
+        {"pipeline": True, "preVote": True, "maxAppendEntries": 512},
+    ],
+)
+async def test_all_python_extensions(group: Group, ext: dict[str, Any]) -> None:
+    opts = {**FAST, **ext}
+    ms = [await group.member(bootstrap=True, opts=opts)]
+    ms += [await group.member(opts=opts) for _ in range(2)]
+    sem = asyncio.Semaphore(256)
+
+    async def one(i: int) -> None:
+        async with sem:
+            await ms[i % 3].propose_input(Input(InputOp.SET, f"k{i % 500}", str(i).encode()), 30)
+
+    await asyncio.gather(*(one(i) for i in range(3000)))
+    await ms[1].propose_input(Input(InputOp.SET, "last", b""), 30)
+    n0 = ms[0].node()
+    assert n0 is not None
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 20
+    for m in ms:
+        node = m.node()
+        assert node is not None
+        while node.applied_index() < n0.commit_index():
+            assert loop.time() < end
+            await asyncio.sleep(0.01)
+    states = [m.fsm().state() for m in ms]
+    assert states[0] == states[1] == states[2] and len(states[0]) == 501

@@ -91,7 +91,9 @@ class BindingOptions:
     snapshot_interval: float = 120.0
     snapshot_threshold: int = 8192
     trailing_logs: int = 10240
+    max_append_entries: int = 64
     pipeline: bool = False
+    pre_vote: bool = False
 
     @classmethod
     def from_opts(cls, opts: Mapping[str, Any] | None) -> BindingOptions:
@@ -148,6 +150,7 @@ class BindingOptions:
 
         o.debug = flag("debug")
         o.pipeline = flag("pipeline")
+        o.pre_vote = flag("preVote")
         o.startup_timeout = ms("startupTimeout", o.startup_timeout, True)
         o.lfw_timeout = ms("lfwTimeout", o.lfw_timeout, True)
         o.rpc_timeout = ms("rpcTimeout", o.rpc_timeout, True)
@@ -159,6 +162,7 @@ class BindingOptions:
         )
         o.snapshot_threshold = count("snapshotThreshold", o.snapshot_threshold, False)
         o.trailing_logs = count("trailingLogs", o.trailing_logs, False)
+        o.max_append_entries = count("maxAppendEntries", o.max_append_entries, True)
         return o
 
 
@@ -252,6 +256,7 @@ class RaftBinding:
             snapshot_interval=opts.snapshot_interval,
             snapshot_threshold=opts.snapshot_threshold,
             trailing_logs=opts.trailing_logs,
+            max_append_entries=opts.max_append_entries,
             # hashicorp's 500 ms, but never above the heartbeat timeout (its validation rule).
             leader_lease_timeout=min(0.5, opts.heartbeat_timeout),
         )
@@ -268,7 +273,7 @@ class RaftBinding:
                     timeout=opts.rpc_timeout,
                     timeout_scale=opts.install_snapshot_timeout_scale,
                     pipeline=opts.pipeline,
-                    prevote=False,
+                    prevote=opts.pre_vote,
                 ),
                 node_id,
                 com,

@@ -94,7 +94,7 @@ OP_TIMEOUT_NOW = "tn"
 OP_ADD_VOTER = "av"
 OP_REMOVE_SERVER = "rs"
 OP_APPLY = "ap"
-OP_PRE_VOTE = "pv"  # extension: only used when the "pipeline"/all-Python options allow it
+OP_PRE_VOTE = "pv"  # extension: only with the preVote option (all-Python groups)
 
 LFW_TYPE = "lfw"
 RPC_TYPE_PREFIX = "rpc"
