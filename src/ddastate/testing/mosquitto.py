@@ -229,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Run Mosquitto configured for ddastate.")
     ap.add_argument("--port", type=int, default=1883)
     args = ap.parse_args(argv)
+
     def _term(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
