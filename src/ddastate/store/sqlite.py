@@ -251,16 +251,27 @@ class SqliteStore(Store):
 
     def seq_put_many(self, seq: str, items: Sequence[tuple[int, bytes]]) -> None:
         shift = _SHIFT
-        rows = [(check_index(i) - shift, v) for i, v in items]
+        try:
+            rows = [(i - shift, v) for i, v in items]
+        except TypeError:
+            for i, _ in items:
+                check_index(i)
+            raise
         with self._lock:
             sql = self._seq(seq)[0]
             db = self._db
             try:
                 db.executemany(sql, rows)
                 db.commit()
-            except sqlite3.Error as e:
+            except (OverflowError, sqlite3.Error) as e:
+                # indexes are checked here, on failure only: one outside 0..2**64-1 does
+                # not fit SQLite's shifted int64 key, a float is a datatype mismatch
                 self._rollback()
-                raise self._fail(f"append to {seq}", e) from e
+                for i, _ in items:
+                    check_index(i)
+                if isinstance(e, sqlite3.Error):
+                    raise self._fail(f"append to {seq}", e) from e
+                raise
 
     def seq_get(self, seq: str, index: int) -> bytes | None:
         key = check_index(index) - _SHIFT
