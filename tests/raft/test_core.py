@@ -67,6 +67,7 @@ class Net:
         self.cores: dict[str, RaftCore] = {}
         self.applied: dict[str, list[Log]] = {}
         self.readies: dict[str, list[Ready]] = {}
+        self.install_ok = True
         c = conf(*(voters if voters is not None else ids), nonvoters=nonvoters)
         for i in ids:
             self.disk[i] = {"hs": HardState(1, 0, b""), "log": boot_entries(c), "snap": None}
@@ -122,6 +123,10 @@ class Net:
             if rd.entries:
                 core.on_persisted(rd.entries[-1].index, rd.entries[-1].term)
             self.applied[i].extend(rd.committed)
+            for inst in rd.snapshot_installs:
+                core.on_snapshot_installed(inst.token, self.install_ok)
+            if rd.snapshot_installed is not None:
+                self.disk[i]["snap"] = rd.snapshot_installed
             for m in rd.messages:
                 self.queue.append(("req", (i, m.to_id, m.request)))
             for r in rd.replies:
@@ -190,6 +195,15 @@ class Net:
 
     def heal(self) -> None:
         self.cut = set()
+
+    def snapshot(self, i: str) -> SnapshotInfo:
+        """Take a snapshot on ``i`` at its applied index and compact."""
+        core = self.cores[i]
+        info = core.snapshot_point(self.applied[i][-1].index)
+        self.disk[i]["snap"] = info
+        core.on_snapshot_taken(info)
+        self.process(i)
+        return info
 
     def crash_restart(self, i: str) -> RaftCore:
         """Restart ``i`` from its disk (everything was persisted at once here)."""
