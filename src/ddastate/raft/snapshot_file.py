@@ -205,7 +205,9 @@ class FileSnapshotStore:
         self.retain = retain
         self._lock = threading.Lock()
         self._last_msec = 0
-        os.makedirs(self.dir, exist_ok=True)
+        if not os.path.isdir(self.dir):
+            os.makedirs(self.dir, exist_ok=True)
+            _fsync_dir(os.path.dirname(self.dir))  # make the new directory's entry durable
         for name in os.listdir(self.dir):
             if name.endswith(TMP_SUFFIX):
                 log.warning("removing incomplete snapshot %s", name)
