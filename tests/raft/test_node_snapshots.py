@@ -203,8 +203,8 @@ async def test_reload_config() -> None:
                 trailing_logs=3,
                 snapshot_interval=0.02,
                 snapshot_threshold=10,
-                heartbeat_timeout=0.05,
-                election_timeout=0.05,
+                heartbeat_timeout=0.1,
+                election_timeout=0.1,
             )
         )
         assert leader.reloadable_config().trailing_logs == 3

@@ -176,9 +176,7 @@ class InmemNetwork:
         cls: type[InmemTransport] | None = None,
     ) -> InmemTransport:
         """Create (or replace, after a restart) the transport for ``addr``."""
-        t = (cls or InmemTransport)(
-            self, addr, can_pipeline=can_pipeline, can_prevote=can_prevote
-        )
+        t = (cls or InmemTransport)(self, addr, can_pipeline=can_pipeline, can_prevote=can_prevote)
         self._transports[addr] = t
         return t
 
@@ -486,9 +484,9 @@ class PlainInmemTransport(InmemTransport):
 
 __all__ = [
     "InmemLogStore",
-    "PlainInmemTransport",
     "InmemNetwork",
     "InmemStableStore",
     "InmemTransport",
     "LinkState",
+    "PlainInmemTransport",
 ]

@@ -979,22 +979,24 @@ class Raft:
         req = m.request
         t = type(req)
         tr = self._transport
-        coro: Any
+        call: Any
         if t is AppendEntriesRequest:
-            coro = tr.append_entries(m.to_id, m.to_addr, cast(AppendEntriesRequest, req))
+            call = tr.append_entries
         elif t is RequestVoteRequest:
-            coro = tr.request_vote(m.to_id, m.to_addr, cast(RequestVoteRequest, req))
+            call = tr.request_vote
         elif t is RequestPreVoteRequest:
-            coro = tr.request_pre_vote(m.to_id, m.to_addr, cast(RequestPreVoteRequest, req))
+            call = tr.request_pre_vote
         elif t is TimeoutNowRequest:
-            coro = tr.timeout_now(m.to_id, m.to_addr, cast(TimeoutNowRequest, req))
+            call = tr.timeout_now
         elif t is InstallSnapshotRequest:
             self._spawn(self._send_snapshot(m))
             return
         else:
             logger.error("raft %s: core produced unknown request %r", self.local_id, req)
             return
-        self._spawn(self._rpc(m, coro))
+        # Tasks start in creation order, so a transport that hands the request over
+        # before its first await keeps per-peer order (needed for pipelining).
+        self._spawn(self._rpc(m, call))
 
     def _send_nowait(self, m: Message) -> bool:
         cn = self._call_nowait
@@ -1018,9 +1020,9 @@ class Raft:
         else:
             self._on_send_ok(m, fut.result())
 
-    async def _rpc(self, m: Message, coro: Any) -> None:
+    async def _rpc(self, m: Message, call: Any) -> None:
         try:
-            resp = await coro
+            resp = await call(m.to_id, m.to_addr, m.request)
         except asyncio.CancelledError:
             raise
         except Exception as e:

@@ -109,12 +109,16 @@ async def wait_for(
 
 
 def fast_config(local_id: str = "", **changes: Any) -> Config:
-    """Timeouts suited to in-memory tests (50 ms heartbeat/election)."""
+    """Timeouts suited to in-memory tests (100 ms heartbeat/election/lease).
+
+    Shorter timers make elections faster but turn a loaded CI machine's scheduling
+    hiccups into spurious leader changes.
+    """
     c = Config(
         local_id=local_id,
-        heartbeat_timeout=0.05,
-        election_timeout=0.05,
-        leader_lease_timeout=0.05,
+        heartbeat_timeout=0.1,
+        election_timeout=0.1,
+        leader_lease_timeout=0.1,
         commit_timeout=0.005,
     )
     return c.copy(**changes) if changes else c
