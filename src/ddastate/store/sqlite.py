@@ -40,6 +40,29 @@ _SET = "INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)"
 _SHIFT = 1 << 63
 
 
+def _makedirs_durably(path: str) -> None:
+    """Create ``path`` and missing parents, fsyncing each parent of a new directory."""
+    missing: list[str] = []
+    p = path
+    while not os.path.isdir(p):
+        missing.append(p)
+        parent = os.path.dirname(p)
+        if parent == p:
+            break
+        p = parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d)
+        except FileExistsError:
+            if not os.path.isdir(d):
+                raise
+        fd = os.open(os.path.dirname(d), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 class SqliteStore(Store):
     """A durable key-value store in ``<location>/store.sqlite``."""
 
@@ -50,7 +73,7 @@ class SqliteStore(Store):
             raise StoreError("sqlite store needs a directory location")
         self.location = os.path.abspath(location)
         try:
-            os.makedirs(self.location, exist_ok=True)
+            _makedirs_durably(self.location)
         except OSError as e:
             raise StoreError(f"cannot create store directory {self.location!r}: {e}") from e
         self._lock_fd = self._acquire_lock()
