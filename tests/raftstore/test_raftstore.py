@@ -335,3 +335,16 @@ def test_failed_open_releases_the_location(tmp_path: Path) -> None:
         RaftStore(str(loc))
     (loc / "snapshots").unlink()
     RaftStore(str(loc)).close()  # not locked by the failed attempt
+
+
+def test_implements_the_raft_interfaces() -> None:
+    from ddastate.raft.interfaces import LogStore, SnapshotStore, StableStore
+
+    s = RaftStore("")
+    log_store: LogStore = s  # checked by mypy: the Protocols are structural
+    stable_store: StableStore = s
+    snaps: SnapshotStore = s.snapshot_store
+    file_snaps: SnapshotStore = FileSnapshotStore.__new__(FileSnapshotStore)
+    assert log_store.last_index() == 0 and stable_store is not None
+    assert snaps.list() == [] and file_snaps is not None
+    s.close()
