@@ -39,7 +39,7 @@ from ddastate.apis.grpc.client import StateClient
 from ddastate.state.api import Input, MembershipChange
 from ddastate.testing.mosquitto import free_port
 
-__all__ = ["Member", "MixedGroup", "Watch", "WatchMembers"]
+__all__ = ["Member", "MixedGroup", "Watch", "WatchMembers", "WireRecorder"]
 
 Kind = Literal["go", "py"]
 
@@ -356,4 +356,64 @@ class WatchMembers(_Stream):
                 out.add(c.id)
             else:
                 out.discard(c.id)
+        return out
+
+
+class WireRecorder:
+    """A plain MQTT 5 client (gmqtt, not our binding) recording the ``sta`` traffic.
+
+    :meth:`sent_by` pairs every Raft transport request published by the given members
+    with its op, and every reply they published with the op of the request it answers
+    (matched by correlation data), in the form ``goldengen wirecheck`` reads.
+    """
+
+    def __init__(self, port: int, cluster: str = "dda") -> None:
+        self.port = port
+        self.cluster = cluster
+        self.requests: dict[bytes, tuple[str, str, bytes]] = {}  # corr -> (op, source, payload)
+        self.replies: list[tuple[bytes, str, bytes]] = []  # (corr, context, payload)
+        self._client: Any = None
+        self._subscribed: asyncio.Event | None = None
+
+    async def __aenter__(self) -> WireRecorder:
+        import gmqtt
+        from gmqtt.mqtt.constants import MQTTv50
+
+        self._subscribed = asyncio.Event()
+        c = gmqtt.Client(f"wire-recorder-{uuid.uuid4()}")
+        c.on_message = self._on_message
+        c.on_subscribe = lambda *a: self._subscribed.set() if self._subscribed else None
+        await c.connect("127.0.0.1", self.port, version=MQTTv50)
+        c.subscribe(f"{self.cluster}/sta/#", qos=0)
+        await asyncio.wait_for(self._subscribed.wait(), 10)
+        self._client = c
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._client is not None:
+            await self._client.disconnect()
+
+    def _on_message(
+        self, client: Any, topic: str, payload: bytes, qos: int, props: dict[str, Any]
+    ) -> int:
+        user = dict(props.get("user_property", []))
+        corr = (props.get("correlation_data") or [b""])[0]
+        level = topic.split("/")[2] if topic.count("/") >= 3 else ""
+        if level == "act":
+            self.requests[corr] = (user.get("id", ""), user.get("sr", ""), payload)
+        elif level == "acr":
+            self.replies.append((corr, user.get("ct", ""), payload))
+        return 0
+
+    def sent_by(self, member_ids: set[str]) -> list[dict[str, str]]:
+        """Messages sent by ``member_ids``: [{"op", "dir", "hex"}]."""
+        out = [
+            {"op": op, "dir": "request", "hex": payload.hex()}
+            for op, source, payload in self.requests.values()
+            if source in member_ids
+        ]
+        for corr, context, payload in self.replies:
+            req = self.requests.get(corr)
+            if context in member_ids and req is not None:
+                out.append({"op": req[0], "dir": "reply", "hex": payload.hex()})
         return out

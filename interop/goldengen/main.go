@@ -11,6 +11,7 @@
 //
 //	go run ./goldengen gen > fixtures/golden.json
 //	go run ./goldengen check [-strict-bytes] python.json
+//	go run ./goldengen wirecheck captured.json   (see wirecheck.go)
 //
 // The check input is JSON: {"vectors": [{"name": "...", "hex": "..."}]} (or a
 // bare list of such objects). Each hex string is decoded into the Go type of the
@@ -721,7 +722,7 @@ func check(args []string) int {
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: goldengen gen | check [-strict-bytes] FILE.json")
+		fmt.Fprintln(os.Stderr, "usage: goldengen gen | check [-strict-bytes] FILE.json | wirecheck FILE.json")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
@@ -732,6 +733,8 @@ func main() {
 		}
 	case "check":
 		os.Exit(check(os.Args[2:]))
+	case "wirecheck":
+		os.Exit(wirecheck(os.Args[2:]))
 	default:
 		fmt.Fprintf(os.Stderr, "unknown mode %q\n", os.Args[1])
 		os.Exit(2)

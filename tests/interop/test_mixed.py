@@ -12,13 +12,15 @@ kind of the member that bootstraps the group.
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mixed import Member, MixedGroup, Watch, WatchMembers
+from mixed import Member, MixedGroup, Watch, WatchMembers, WireRecorder
 
 from ddastate.state.api import Input, InputOp, MembershipChange
 from ddastate.testing.mosquitto import Mosquitto
@@ -315,3 +317,49 @@ async def test_python_member_killed_rejoins_go_led_group(
     assert apply_changes(wp.seen) == apply_changes(wg.seen)
     state = apply_changes(wp.seen)
     assert "a0" not in state and state["a1"] == b"1" and state["b299"] == b"2"
+
+
+async def test_everything_ddastate_sends_is_taken_by_the_go_decoders(
+    group: MixedGroup, broker: Mosquitto, watches: list[Any], goldengen: Path, tmp_path: Path
+) -> None:
+    """Every Raft transport message ddastate members publish in a mixed group, replies
+    included, decodes with the reference's decoders and passes the checks that keep a
+    Go member from failing or panicking (``goldengen wirecheck``): configuration entries
+    and snapshot configurations through hashicorp's DecodeConfiguration, known log types,
+    commands that decode, a non-nil snapshot State, Size == data length, full headers,
+    nil ApplyResponse.Response."""
+    opts = {"snapshotThreshold": 40, "snapshotInterval": 50}
+    async with WireRecorder(broker.port) as wire:
+        py1 = group.add("py", bootstrap=True, state_opts=opts)
+        await asyncio.to_thread(py1.start)
+        inputs = [
+            Input(InputOp.SET, f"k{i % SNAPSHOT_KEYS}", str(i).encode())
+            for i in range(SNAPSHOT_ENTRIES)
+        ]
+        await propose(py1, inputs, in_flight=256)
+        go1 = group.add("go", state_opts=opts)
+        py2 = group.add("py", state_opts=opts)
+        await asyncio.to_thread(go1.start)  # InstallSnapshot from a ddastate leader
+        await asyncio.to_thread(py2.start)
+        await propose(go1, [Input(InputOp.SET, "from-go", b"1")])
+        await propose(py2, [Input(InputOp.DELETE, "k1"), Input(InputOp.SET, "from-py", b"")])
+        assert await asyncio.to_thread(py1.stop) == 0  # the leader leaves
+        await propose(py2, [Input(InputOp.SET, "after-leave", b"2")])
+        wg = await watch(watches, go1)
+        await wg.wait_for(lambda seen: any(c.key == "after-leave" for c in seen))
+        assert await asyncio.to_thread(py2.stop) == 0
+        await asyncio.to_thread(go1.stop)
+        messages = wire.sent_by({py1.member_id, py2.member_id})
+    src = tmp_path / "captured.json"
+    src.write_text(json.dumps({"messages": messages}))
+    proc = await asyncio.to_thread(
+        subprocess.run,
+        [str(goldengen), "wirecheck", str(src)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    print(proc.stdout[-3000:])
+    assert proc.returncode == 0, proc.stdout[-8000:] + proc.stderr[-2000:]
+    for kind in ("request ae", "reply ae", "request is", "request av", "request ap", "reply ap"):
+        assert f"count {kind} " in proc.stdout, (kind, proc.stdout[-2000:])
