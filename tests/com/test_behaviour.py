@@ -387,3 +387,19 @@ async def test_reopen_after_close(com_factory: Any) -> None:
     await a.publish_event(Event("again", "1", "a"))
     assert (await sub.get(5)).id == "1"
     assert (await a.publish_action(Action("x", "1", "a"), timeout=0.01)).closed is False
+
+
+async def test_requests_need_no_subscription_of_their_own(com_factory: Any) -> None:
+    a = await com_factory.open()
+    b = await com_factory.open()
+    await b.subscribe_action(
+        SubscriptionFilter(Scope.STA, "rpc"), handler=lambda awc: awc.send(ActionResult(""))
+    )
+    routes, next_id = dict(a._routes), a._next_sub_id
+    for i in range(100):
+        await a.request_action(Action("rpc", str(i), "a"), Scope.STA, 5)
+        stream = await a.publish_action(Action("rpc", str(i), "a"), Scope.STA, 5)
+        await stream.get(5)
+        await stream.aclose()
+    assert a._routes == routes and a._next_sub_id == next_id
+    assert a._pending == {}
