@@ -39,7 +39,7 @@ from ddastate.apis.grpc.client import StateClient
 from ddastate.state.api import Input, MembershipChange
 from ddastate.testing.mosquitto import free_port
 
-__all__ = ["Member", "MixedGroup", "Watch", "WatchMembers", "WireRecorder"]
+__all__ = ["Member", "MixedGroup", "Watch", "WatchMembers", "WireRecorder", "raw_action"]
 
 Kind = Literal["go", "py"]
 
@@ -417,3 +417,53 @@ class WireRecorder:
             if context in member_ids and req is not None:
                 out.append({"op": req[0], "dir": "reply", "hex": payload.hex()})
         return out
+
+
+async def raw_action(
+    port: int,
+    *,
+    type_: str,
+    op: str,
+    source: str,
+    payload: bytes,
+    cluster: str = "dda",
+    timeout: float = 5.0,
+) -> bytes | None:
+    """Publish a hand-made ``sta`` Action with a plain MQTT 5 client (the reference's
+    wire format) and return the payload of the first result, or None if none comes."""
+    import gmqtt
+    from gmqtt.mqtt.constants import MQTTv50
+
+    requester = f"raw-{uuid.uuid4()}"
+    response_topic = f"{cluster}/sta/acr/{type_}/{requester}"
+    corr = str(uuid.uuid4()).encode()
+    loop = asyncio.get_running_loop()
+    result: asyncio.Future[bytes] = loop.create_future()
+    subscribed = asyncio.Event()
+
+    def on_message(client: Any, topic: str, data: bytes, qos: int, props: dict[str, Any]) -> int:
+        if (props.get("correlation_data") or [b""])[0] == corr and not result.done():
+            result.set_result(data)
+        return 0
+
+    c = gmqtt.Client(requester)
+    c.on_message = on_message
+    c.on_subscribe = lambda *a: subscribed.set()
+    await c.connect("127.0.0.1", port, version=MQTTv50)
+    try:
+        c.subscribe(response_topic, qos=0)
+        await asyncio.wait_for(subscribed.wait(), 5)
+        c.publish(
+            f"{cluster}/sta/act/{type_}",
+            payload,
+            qos=0,
+            user_property=[("id", op), ("sr", source), ("dt", "")],
+            response_topic=response_topic,
+            correlation_data=corr,
+        )
+        try:
+            return await asyncio.wait_for(result, timeout)
+        except TimeoutError:
+            return None
+    finally:
+        await c.disconnect()

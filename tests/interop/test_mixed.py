@@ -20,9 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mixed import Member, MixedGroup, Watch, WatchMembers, WireRecorder
+from mixed import Member, MixedGroup, Watch, WatchMembers, WireRecorder, raw_action
 
+from ddastate.raft.commands import AppendEntriesResponse
 from ddastate.state.api import Input, InputOp, MembershipChange
+from ddastate.state.raft import codec
+from ddastate.state.raft.messages import ApplyRequest, ApplyResponse
 from ddastate.testing.mosquitto import Mosquitto
 
 from .conftest import interop_enabled
@@ -363,3 +366,45 @@ async def test_everything_ddastate_sends_is_taken_by_the_go_decoders(
     assert proc.returncode == 0, proc.stdout[-8000:] + proc.stderr[-2000:]
     for kind in ("request ae", "reply ae", "request is", "request av", "request ap", "reply ap"):
         assert f"count {kind} " in proc.stdout, (kind, proc.stdout[-2000:])
+
+
+async def test_bad_input_on_the_wire_is_answered_and_the_group_goes_on(
+    group: MixedGroup, broker: Mosquitto, watches: list[Any]
+) -> None:
+    """Garbage, truncated and wrongly typed payloads on ``rpc<id>`` and ``lfw``: a
+    ddastate member answers an error reply as a Go member does, logs the payload's hex,
+    and the mixed group keeps committing."""
+    go, py = await start_group(group, ["go", "py"])
+    bad_payloads = {
+        "garbage": b"\xc1\xff\x00garbage",
+        "truncated": bytes.fromhex("89a441646472da0024313131"),
+        "wrong-type": bytes.fromhex("81a45465726da3626164"),  # {Term: "bad"}
+    }
+    for name, payload in bad_payloads.items():
+        for target in (go, py):
+            reply = await raw_action(
+                broker.port,
+                type_=f"rpc{target.member_id}",
+                op="ae",
+                source="intruder",
+                payload=payload,
+            )
+            assert reply is not None, (name, target)
+            env = codec.decode_rpc_reply(reply, AppendEntriesResponse)
+            assert env.error and env.response is None and not env.retryable, (name, target, env)
+        assert payload.hex() in py.output(), name
+    # An ap whose Command is not an Input, sent to the Go leader: its transport takes
+    # it, its FSM rejects it, and it answers a success envelope whose ApplyResponse
+    # carries the Go error as an empty map (message lost; WIRE facts in interop/README).
+    bad_ap = codec.encode_msgpack(ApplyRequest(command=b"\x93\x01\x02", timeout=0))
+    reply = await raw_action(broker.port, type_="lfw", op="ap", source="intruder", payload=bad_ap)
+    assert reply is not None
+    env = codec.decode_rpc_reply(reply, ApplyResponse)
+    assert env.error == "" and env.response is not None and env.response.response is not None
+    wg = await watch(watches, go)
+    wp = await watch(watches, py)
+    await propose(py, [Input(InputOp.SET, "still", b"ok")])
+    await propose(go, [Input(InputOp.SET, "still2", b"ok")])
+    for w in (wg, wp):
+        await w.wait_for(lambda seen: {"still", "still2"} <= {c.key for c in seen})
+    assert go.running and py.running
