@@ -87,3 +87,18 @@ async def test_not_open(loopback_factory: Any) -> None:
     with pytest.raises(ComNotOpenError):
         await b.request_action(Action("t", "1", "a"))
     await b.close()  # closing an unopened binding is harmless
+
+
+async def test_open_com(mosquitto_session: Any) -> None:
+    from ddastate.config import Config
+
+    cfg = Config()
+    cfg.services.com.protocol = "loopback"
+    com = await ddastate.com.open_com(cfg)
+    assert isinstance(com, LoopbackBinding) and com.is_open
+    await com.close()
+    cfg.services.com.protocol = "mqtt5"
+    cfg.services.com.url = mosquitto_session.url
+    com = await ddastate.com.open_com(cfg)
+    assert isinstance(com, Mqtt5Binding) and com.connected
+    await com.close()

@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ddastate.com.api import ComApi
-from ddastate.config import COM_PROTOCOLS, ConfigError
+from ddastate.config import COM_PROTOCOLS, Config, ConfigError
 
 if TYPE_CHECKING:
     from ddastate.com.loopback import LoopbackBus
 
-__all__ = ["new"]
+__all__ = ["new", "open_com"]
 
 
 def new(protocol: str = "mqtt5", bus: LoopbackBus | None = None) -> ComApi:
@@ -28,3 +28,12 @@ def new(protocol: str = "mqtt5", bus: LoopbackBus | None = None) -> ComApi:
         "services.com.protocol",
         f"unknown protocol {protocol!r}, expected one of {', '.join(COM_PROTOCOLS)}",
     )
+
+
+async def open_com(
+    cfg: Config, bus: LoopbackBus | None = None, timeout: float | None = None
+) -> ComApi:
+    """A binding for ``cfg.services.com.protocol``, opened with ``cfg``."""
+    com = new(cfg.services.com.protocol, bus)
+    await com.open(cfg, timeout)
+    return com
