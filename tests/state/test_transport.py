@@ -433,3 +433,71 @@ def test_reply_envelope_round_trip() -> None:
     assert codec.decode_rpc_reply(data, AppendEntriesResponse).response == AppendEntriesResponse(
         term=3
     )
+
+
+class NowaitLoopback(LoopbackBinding):
+    """A loopback binding that also offers request_action_nowait (as a com binding may)."""
+
+    def request_action_nowait(
+        self, action: Action, scope: Scope, timeout: float
+    ) -> asyncio.Future[ActionResult]:
+        return asyncio.ensure_future(self.request_action(action, scope, timeout))
+
+
+async def test_call_nowait_used_when_com_offers_it() -> None:
+    bus = LoopbackBus(seed=2)
+    a_com, b_com = NowaitLoopback(bus), NowaitLoopback(bus)
+    await a_com.open(make_cfg(node_id="na"))
+    await b_com.open(make_cfg(node_id="nb"))
+    a = RaftTransport(RaftTransportConfig(timeout=0.3), "na", a_com)
+    b = RaftTransport(RaftTransportConfig(timeout=0.3), "nb", b_com)
+    await a.start()
+    await b.start()
+    try:
+        assert callable(getattr(a, "call_nowait", None))
+        server = asyncio.create_task(serve_one(b, AppendEntriesResponse(term=2, success=True)))
+        fut = a.call_nowait("nb", ae())  # type: ignore[attr-defined]
+        assert (await fut).success
+        await server
+        # an error reply and a timeout come back as the future's exception
+        fut = a.call_nowait("nb", RequestVoteRequest(term=1))  # type: ignore[attr-defined]
+        rpc = await asyncio.wait_for(b.consumer().get(), 5)
+        rpc.respond(None, RaftError("no"))
+        with pytest.raises(RpcError, match="no"):
+            await fut
+        with pytest.raises(TimeoutError):
+            await a.call_nowait("nobody", TimeoutNowRequest())  # type: ignore[attr-defined]
+    finally:
+        await a.close()
+        await b.close()
+        await a_com.close()
+        await b_com.close()
+
+
+async def test_group_over_nowait_com() -> None:
+    from ddastate.state.api import Input, InputOp
+    from ddastate.state.raft import RaftBinding
+
+    bus = LoopbackBus(seed=3)
+    ms: list[RaftBinding] = []
+    coms: list[NowaitLoopback] = []
+    try:
+        for i in range(3):
+            fast = {"heartbeatTimeout": 300, "electionTimeout": 300}
+            cfg = make_cfg(node_id=f"g{i}", bootstrap=i == 0, opts=fast)
+            com = NowaitLoopback(bus)
+            await com.open(cfg)
+            b = RaftBinding()
+            await b.open(cfg, com)
+            ms.append(b)
+            coms.append(com)
+        await asyncio.gather(
+            *(ms[i % 3].propose_input(Input(InputOp.SET, f"k{i}", b"v"), 30) for i in range(300))
+        )
+        fsm = ms[0].fsm()
+        assert fsm is not None and len(fsm.state()) == 300
+    finally:
+        for b in ms:
+            await b.close()
+        for c in coms:
+            await c.close()

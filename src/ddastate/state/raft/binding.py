@@ -524,11 +524,7 @@ class RaftBinding:
         changed = self._leader_changed
         fwd = asyncio.ensure_future(transport.lfw_apply(ApplyRequest(command=cmd, timeout=0), t))
         if changed is not None and not changed.done():
-            try:
-                await asyncio.wait((fwd, changed), return_when=asyncio.FIRST_COMPLETED)
-            except BaseException:
-                fwd.cancel()
-                raise
+            await _first_done(fwd, changed)
             if not fwd.done():
                 fwd.cancel()
                 return "the leader changed"
@@ -640,6 +636,27 @@ class RaftBinding:
         oid = self._member_obs.pop(obs, None)
         if oid is not None and self._store is not None:
             self._store.remove_membership_change_observer(oid)
+
+
+async def _first_done(fut: asyncio.Future[Any], other: asyncio.Future[None]) -> None:
+    """Wait until ``fut`` or ``other`` is done (cheaper than asyncio.wait); cancels ``fut``
+    when the waiting task is cancelled."""
+    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def wake(_: object) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    fut.add_done_callback(wake)
+    other.add_done_callback(wake)
+    try:
+        await waiter
+    except BaseException:
+        fut.cancel()
+        raise
+    finally:
+        fut.remove_done_callback(wake)
+        other.remove_done_callback(wake)
 
 
 def _answer_apply(rpc: LfwRPC, fut: asyncio.Future[Any]) -> None:

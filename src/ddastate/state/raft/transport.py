@@ -114,6 +114,14 @@ _ANSWERED_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+_NOWAIT_OPS: dict[type[Any], tuple[str, type[Any]]] = {
+    AppendEntriesRequest: (OP_APPEND_ENTRIES, AppendEntriesResponse),
+    RequestVoteRequest: (OP_REQUEST_VOTE, RequestVoteResponse),
+    TimeoutNowRequest: (OP_TIMEOUT_NOW, TimeoutNowResponse),
+    RequestPreVoteRequest: (OP_PRE_VOTE, RequestPreVoteResponse),
+}
+
+
 class RpcError(RaftError):
     """A peer answered a request with an error (``retryable`` as it said)."""
 
@@ -193,6 +201,13 @@ class RaftTransport:
         self._closed = False
         self._subs: list[Subscription[ActionWithCallback]] = []
         self._rpc_type = RPC_TYPE_PREFIX + local_addr
+        nowait = getattr(com, "request_action_nowait", None)
+        self._request_nowait: Callable[..., asyncio.Future[ActionResult]] | None = (
+            nowait if callable(nowait) else None
+        )
+        if self._request_nowait is not None:
+            # The node uses this (when present) instead of a task per request.
+            self.call_nowait = self._call_nowait
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -339,6 +354,9 @@ class RaftTransport:
         result = await self._com.request_action(action, Scope.STA, timeout)
         if self._closed:
             raise TransportShutdownError()
+        return self._decode_reply(result, type_, op, resp_cls)
+
+    def _decode_reply(self, result: ActionResult, type_: str, op: str, resp_cls: type[T]) -> T:
         try:
             reply = codec.decode_rpc_reply(result.data, resp_cls)
         except codec.CodecError as e:
@@ -357,6 +375,45 @@ class RaftTransport:
             raise RpcError(f"empty {op} reply from {result.context}")
         resp: T = reply.response
         return resp
+
+    def _call_nowait(self, target: str, req: Any) -> asyncio.Future[Any]:
+        """Send a node-targeted request; the future resolves with the typed response."""
+        if self._closed:
+            raise TransportShutdownError()
+        kind = _NOWAIT_OPS.get(type(req))
+        if kind is None:
+            raise RpcError(f"cannot send a {type(req).__name__} without waiting")
+        op, resp_cls = kind
+        if op == OP_PRE_VOTE and not self.can_prevote:
+            raise RpcError("pre-vote is not enabled on this transport")
+        assert self._request_nowait is not None
+        params = codec.encode_msgpack(req)
+        action = Action(type=RPC_TYPE_PREFIX + target, id=op, source=self._local, params=params)
+        inner = self._request_nowait(action, Scope.STA, self._timeout)
+        out: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def done(f: asyncio.Future[ActionResult]) -> None:
+            if out.done():
+                return
+            if f.cancelled():
+                out.cancel()
+                return
+            exc = f.exception()
+            if exc is not None:
+                out.set_exception(exc)
+                return
+            if self._closed:
+                out.set_exception(TransportShutdownError())
+                return
+            try:
+                out.set_result(
+                    self._decode_reply(f.result(), RPC_TYPE_PREFIX + target, op, resp_cls)
+                )
+            except RaftError as e:
+                out.set_exception(e)
+
+        inner.add_done_callback(done)
+        return out
 
     # ------------------------------------------------------------------ receiving
 
