@@ -30,6 +30,7 @@ import logging
 import random
 import sys
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -327,6 +328,7 @@ class Member:
         self.disk.snapshot = info
         self.disk.snapshot_data = self.fsm.snapshot()
         core.on_snapshot_taken(info)
+        self.sim.stats["snapshots"] += 1
 
     def _release(self, deferred: list[tuple[str, Any]]) -> None:
         for kind, item in deferred:
@@ -450,6 +452,7 @@ class Simulation:
         self.op_seq = 0
         self.ops_by_data: dict[bytes, Operation] = {}
         self.steps = 0
+        self.stats: dict[str, int] = defaultdict(int)
 
     # ----------------------------------------------------------- utilities
     def log(self, text: str) -> None:
@@ -488,8 +491,12 @@ class Simulation:
     def transmit(self, frm: str, to: str, msg: Any) -> None:
         f = self.faults
         if (frm, to) in self.cut or self.rng.random() < f.loss:
+            self.stats["lost"] += 1
             return
         copies = 2 if self.rng.random() < f.duplicate else 1
+        self.stats["messages"] += 1
+        if copies == 2:
+            self.stats["duplicates"] += 1
         for _ in range(copies):
             d = self.rng.uniform(f.min_delay, f.max_delay)
             if self.rng.random() < f.spike:
@@ -519,6 +526,7 @@ class Simulation:
             raise self.fail(f"two leaders in term {term}: {other} and {m.id}")
         self.leaders[term] = m.id
         self.log(f"{m.id} is leader in term {term}")
+        self.stats["elections"] += 1
         # leader completeness: every committed entry of an earlier term is in its log
         core = m.core
         assert core is not None
@@ -569,6 +577,7 @@ class Simulation:
             op.complete = self.now
 
     def note_snapshot_install(self, m: Member, snap: SnapshotInfo) -> None:
+        self.stats["snapshot_installs"] += 1
         have = self.applied.get(snap.index)
         if have is not None and have[0] != snap.term:
             raise self.fail(f"{m.id} installed a snapshot that disagrees at {snap.index}")
@@ -705,6 +714,7 @@ class Simulation:
                 if not one_way:
                     self.cut.add((y, x))
         self.log(f"partition {sorted(a)} | {sorted(b)}{' one-way' if one_way else ''}")
+        self.stats["partitions"] += 1
 
     def _f_heal(self) -> None:
         self.cut = set()
@@ -717,6 +727,7 @@ class Simulation:
         ld = self._leader()
         m = ld if ld is not None and self.rng.random() < 0.5 else self.rng.choice(up)
         self.log(f"crash {m.id}")
+        self.stats["crashes"] += 1
         m.crash()
 
     def _f_restart(self) -> None:
@@ -766,6 +777,7 @@ class Simulation:
         if kind is ChangeKind.REMOVE_SERVER and len(cfg.voters()) <= 2 and cfg.is_voter(target):
             return
         self.log(f"{ld.id}: {kind.value} {target}")
+        self.stats["membership_changes"] += 1
         try:
             ld.core.change_configuration(ConfigurationChange(kind, target, target), object())
         except RaftError as e:
@@ -776,6 +788,7 @@ class Simulation:
         ld = self._leader()
         if ld is None or ld.core is None:
             return
+        self.stats["transfers"] += 1
         try:
             ld.core.transfer_leadership(object(), self.now)
         except RaftError as e:
@@ -909,19 +922,33 @@ class Simulation:
                 raise self.fail(f"history not linearizable for key {res.key}: {res.reason}")
 
 
-def run_seeds(
-    seeds: range | list[int], stop_on_failure: bool = True, **kwargs: Any
-) -> list[tuple[int, str]]:
-    """Run many seeds; return (seed, message) for each failure."""
-    failures = []
+@dataclass
+class SweepResult:
+    """Outcome of :func:`run_seeds`: failures (seed, message) and summed statistics."""
+
+    seeds: int = 0
+    failures: list[tuple[int, str]] = field(default_factory=list)
+    stats: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+def run_seeds(seeds: range | list[int], stop_on_failure: bool = True, **kwargs: Any) -> SweepResult:
+    """Run the simulation for each seed; collect failures and fault statistics."""
+    out = SweepResult()
     for s in seeds:
+        out.seeds += 1
+        sim = Simulation(seed=s, **kwargs)
         try:
-            Simulation(seed=s, **kwargs).run()
+            sim.run()
         except SimulationError as e:
-            failures.append((s, str(e)))
+            out.failures.append((s, str(e)))
             if stop_on_failure:
                 break
-    return failures
+        finally:
+            for k, v in sim.stats.items():
+                out.stats[k] += v
+            out.stats["operations"] += len(sim.history)
+            out.stats["acknowledged"] += len(sim.acked)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -936,9 +963,11 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.verbose:
         logging.basicConfig(level=logging.DEBUG)
+    else:
+        logging.disable(logging.WARNING)
     seeds = [a.seed] if a.seed is not None else range(a.start, a.start + a.seeds)
     t0 = time.monotonic()
-    failures = run_seeds(
+    res = run_seeds(
         seeds,
         stop_on_failure=not a.keep_going,
         members=a.members,
@@ -946,11 +975,11 @@ def main(argv: list[str] | None = None) -> int:
         verbose=a.verbose,
     )
     dt = time.monotonic() - t0
-    for s, msg in failures:
+    for s, msg in res.failures:
         print(f"FAIL seed {s}: {msg}")
-    n = len(seeds)
-    print(f"{n} seeds, {len(failures)} failures, {dt:.1f}s")
-    return 1 if failures else 0
+    print(", ".join(f"{k} {v}" for k, v in sorted(res.stats.items())))
+    print(f"{res.seeds} seeds, {len(res.failures)} failures, {dt:.1f}s")
+    return 1 if res.failures else 0
 
 
 if __name__ == "__main__":
