@@ -105,7 +105,7 @@ def _random_linearizable_history(rng: random.Random, n: int) -> list[Operation]:
         events.append((point, start, i, rng.choice(["put", "get"]), f"v{i}"))
         t = start
         ops.append((end, Operation(i % 4, "put", "k", None, start, end, "ok")))
-    for point, _start, i, kind, v in sorted(events):
+    for _point, _start, i, kind, v in sorted(events):
         op = ops[i][1]
         op.kind = kind
         if kind == "put":

@@ -120,7 +120,7 @@ def test_checker_catches_a_lost_acknowledged_write() -> None:
     sim = Simulation(seed=8)
     sim.run()
     assert sim.acked
-    op, idx, term = sim.acked[0]
+    _op, idx, term = sim.acked[0]
     sim.applied[idx] = (term + 100, 0, b"other")
     with pytest.raises(SimulationError, match="lost"):
         sim._final_checks()
