@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -182,5 +183,35 @@ def test_unknown_state_option_is_named_and_harmless(tmp_path: Path) -> None:
     s.start().wait_ready()
     try:
         assert s.cli("put", "k", "v").returncode == 0
+    finally:
+        assert s.terminate() == 0
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+def test_tls(tmp_path: Path) -> None:
+    """apis.cert / apis.key serve TLS; the client trusts the certificate with --ca."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    address = f"localhost:{free_port()}"
+    extra = f"apis: {{grpc: {{address: '{address}'}}, cert: '{cert}', key: '{key}'}}\n"
+    cfg = write_config(tmp_path / "dda.yaml", address, str(tmp_path / "store"))
+    cfg.write_text(cfg.read_text().replace(f"apis: {{grpc: {{address: '{address}'}}}}\n", extra))
+    s = Sidecar("solo", cfg, address, tmp_path / "solo.log")
+    s.start().wait_ready()
+    try:
+        p = s.cli("put", "secret", "v", "--ca", str(cert))
+        assert p.returncode == 0, p.stderr
+        p = s.cli("status", "--json", "--ca", str(cert))
+        assert json.loads(p.stdout)["role"] == "leader"
+        p = s.cli("put", "plain", "v", "--timeout", "5")  # no --ca: a plaintext client fails
+        assert p.returncode == 1 and "Traceback" not in p.stderr
     finally:
         assert s.terminate() == 0
