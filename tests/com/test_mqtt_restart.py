@@ -206,6 +206,7 @@ async def test_dropped_connection_reconnects_and_restores(mosquitto: Mosquitto) 
     await b.wait_disconnected(5)
     await b.wait_connected(10)
     assert len(b.reconnect_durations) == 1
+    print(f"dropped connection: reconnected after {b.reconnect_durations[0]:.4f} s")
     await flush(b)  # b's resubscriptions went out before this round trip's own SUBSCRIBE
     res = await a.request_action(Action("d", "1", "a"), Scope.STA, 5)
     assert res.context == "b"

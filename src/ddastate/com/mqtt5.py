@@ -134,6 +134,20 @@ class _Client(Client):  # type: ignore[misc]
         self._binding = binding
         self._ws_path: str | None = None
 
+    async def reconnect(self, delay: bool = False) -> None:
+        # The first attempt after losing a healthy connection goes at once (a network
+        # blip heals in milliseconds); later attempts wait connectRetryDelay. A
+        # connection that keeps dropping right after CONNACK (e.g. two members with
+        # one client id) is retried at the normal cadence only.
+        b = self._binding
+        if (
+            delay
+            and self._connection_state.failed_connections == 0
+            and time.monotonic() - b._last_connack > b._retry_delay
+        ):
+            delay = False
+        await super().reconnect(delay=delay)
+
     def _clear_resend_qos_queue(self) -> None:
         # A new session (clean start, or a restarted broker without persistence):
         # gmqtt would drop unacknowledged QoS>0 messages; send them again instead
@@ -177,6 +191,8 @@ class Mqtt5Binding(BindingCore):
         self._suback: dict[int, asyncio.Future[tuple[int, ...]]] = {}
         self._out: list[bytes] = []
         self._flush_scheduled = False
+        self._last_connack = 0.0
+        self._retry_delay = 1.0
         self._connected_event: asyncio.Event | None = None
         self._disconnected_event: asyncio.Event | None = None
         self._disconnected_at: float | None = None
@@ -216,6 +232,7 @@ class Mqtt5Binding(BindingCore):
         url = com.url or "tcp://localhost:1883"
         host, port, ssl_ctx, ws_path = _parse_url(url, cfg)
         retry_delay = int(com.opt("connectRetryDelay")) / 1000.0
+        self._retry_delay = retry_delay
         if timeout is None:
             timeout = int(com.opt("connectTimeout")) / 1000.0
         keepalive = int(com.opt("keepAlive"))
@@ -317,6 +334,7 @@ class Mqtt5Binding(BindingCore):
 
     def _on_connect(self, client: Any, flags: int, rc: int, properties: Any) -> None:
         self._connected = True
+        self._last_connack = time.monotonic()
         if self._connected_event is not None:
             self._connected_event.set()
         if self._disconnected_event is not None:
