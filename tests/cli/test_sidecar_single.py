@@ -215,3 +215,25 @@ def test_tls(tmp_path: Path) -> None:
         assert p.returncode == 1 and "Traceback" not in p.stderr
     finally:
         assert s.terminate() == 0
+
+
+def test_watch_ends_with_one_line_when_the_sidecar_stops(tmp_path: Path) -> None:
+    s = sidecar(tmp_path)
+    s.start().wait_ready()
+    proc = subprocess.Popen(
+        ddastate_command("watch", "--address", s.address),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert s.cli("put", "k", "v").returncode == 0
+        assert proc.stdout is not None
+        assert "SET     k = v" in proc.stdout.readline()
+    finally:
+        assert s.terminate() == 0
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines[0].startswith("watching ")
+    assert len(lines) == 2 and lines[1].startswith("ddastate: "), err
