@@ -236,4 +236,5 @@ def test_watch_ends_with_one_line_when_the_sidecar_stops(tmp_path: Path) -> None
     assert proc.returncode == 1
     lines = [line for line in err.splitlines() if line.strip()]
     assert lines[0].startswith("watching ")
-    assert len(lines) == 2 and lines[1].startswith("ddastate: "), err
+    assert len(lines) == 2, err
+    assert lines[1].startswith(f"ddastate: the sidecar at {s.address} closed the stream"), err

@@ -89,6 +89,9 @@ def _rpc_message(args: argparse.Namespace, exc: grpc.aio.AioRpcError) -> str:
             f"cannot reach a sidecar at {args.address} ({details}); "
             "is `ddastate run` running there? (pick another with --address)"
         )
+    streaming = args.command == "watch" or (args.command == "members" and args.follow)
+    if streaming and code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+        return f"the sidecar at {args.address} closed the stream (stopping?): {details}"
     if code is grpc.StatusCode.DEADLINE_EXCEEDED:
         return f"{args.command}: no answer from {args.address} within {args.timeout:g} s"
     if code is grpc.StatusCode.UNIMPLEMENTED and args.command == "status":
