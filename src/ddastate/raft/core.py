@@ -198,6 +198,8 @@ class RaftCore:
 
         # pending outputs
         self._hs_dirty = False
+        self._voters_of: Configuration | None = None
+        self._voters: list[str] = []
         self._messages: list[Message] = []
         self._replies: list[Reply] = []
         self._soft = self._soft_state()
@@ -323,9 +325,11 @@ class RaftCore:
         return False
 
     def _voter_ids(self) -> list[str]:
-        return [
-            s.id for s in self.latest_configuration.servers if s.suffrage == ServerSuffrage.VOTER
-        ]
+        cfg = self.latest_configuration
+        if cfg is not self._voters_of:
+            self._voters_of = cfg
+            self._voters = [s.id for s in cfg.servers if s.suffrage == ServerSuffrage.VOTER]
+        return self._voters
 
     def _header(self, msg: Request | Response) -> None:
         msg.id = self._id_b
@@ -1408,18 +1412,32 @@ class RaftCore:
         pr.reset_to_probe()
         self._send(pr.id, pr.addr, req)
 
+    def _soft_changed(self) -> bool:
+        s = self._soft
+        return (
+            self._role is not s.role
+            or self._term != s.term
+            or self._leader_id != s.leader_id
+            or self._leader_addr != s.leader_addr
+        )
+
     def has_ready(self) -> bool:
         """True if :meth:`ready` would return a non-empty batch (cheap)."""
-        return bool(
+        if (
             self._need_flush
-            or self._hs_dirty
             or self._messages
             or self._replies
+            or self._hs_dirty
             or self._unstable_from <= self.last_index
+        ):
+            return True
+        e = self._emitted
+        if e < self._commit and e < self._persisted:
+            return True
+        return bool(
+            self._soft_changed()
             or self._truncate_from
             or self._compact_to
-            or self._emitted < min(self._commit, self._persisted)
-            or self._soft != self._soft_state()
             or self._lost_from
             or self._truncated_from
             or self._cfg_results
@@ -1433,54 +1451,70 @@ class RaftCore:
 
     def ready(self) -> Ready:
         """Take the batch of things to do accumulated since the last call."""
-        if self._need_flush or self._role is Role.LEADER:
+        if self._need_flush:
             self._flush()
-        r = Ready()
+        hs = None
         if self._hs_dirty:
-            r.hard_state = HardState(self._term, self._vote_term, self._vote_cand)
+            hs = HardState(self._term, self._vote_term, self._vote_cand)
             self._hs_dirty = False
-        r.compact_to = self._compact_to
-        r.truncate_from = self._truncate_from
-        self._compact_to = 0
-        self._truncate_from = 0
         last = self.last_index
+        entries: list[Log]
         if self._unstable_from <= last:
-            r.entries = self._entries[self._unstable_from - self._first :]
+            entries = self._entries[self._unstable_from - self._first :]
             self._unstable_from = last + 1
-        if self._messages:
-            r.messages = self._messages
+        else:
+            entries = []
+        messages = self._messages
+        if messages:
             self._messages = []
-        if self._replies:
-            r.replies = self._replies
+        else:
+            messages = []
+        replies = self._replies
+        if replies:
             self._replies = []
-        upto = min(self._commit, self._persisted)
+        else:
+            replies = []
+        upto = self._commit if self._commit < self._persisted else self._persisted
+        committed: list[Log]
         if self._emitted < upto:
-            r.committed = self._entries[self._emitted + 1 - self._first : upto + 1 - self._first]
+            first = self._first
+            committed = self._entries[self._emitted + 1 - first : upto + 1 - first]
             self._emitted = upto
-        soft = self._soft_state()
-        if soft != self._soft:
-            r.soft_state = soft
-            self._soft = soft
-        r.leadership_lost_from = self._lost_from
-        r.truncated_from = self._truncated_from
-        self._lost_from = 0
-        self._truncated_from = 0
+        else:
+            committed = []
+        soft = None
+        if self._soft_changed():
+            soft = self._soft = self._soft_state()
+        r = Ready(
+            hs,
+            self._compact_to,
+            self._truncate_from,
+            entries,
+            messages,
+            replies,
+            committed,
+            soft,
+            self._lost_from,
+            self._truncated_from,
+            self._cfg_results or [],
+            self._verify_results or [],
+            self._transfer_results or [],
+            self._installs or [],
+            self._installed,
+            self._removed,
+            self._cfg_changed,
+        )
+        if self._compact_to or self._truncate_from or self._lost_from or self._truncated_from:
+            self._compact_to = self._truncate_from = self._lost_from = self._truncated_from = 0
         if self._cfg_results:
-            r.configuration_results = self._cfg_results
             self._cfg_results = []
         if self._verify_results:
-            r.verify_results = self._verify_results
             self._verify_results = []
         if self._transfer_results:
-            r.transfer_results = self._transfer_results
             self._transfer_results = []
         if self._installs:
-            r.snapshot_installs = self._installs
             self._installs = []
-        r.snapshot_installed = self._installed
         self._installed = None
-        r.removed = self._removed
         self._removed = False
-        r.configuration_changed = self._cfg_changed
         self._cfg_changed = False
         return r
