@@ -52,3 +52,25 @@ def test_committed_stubs_match_the_protos() -> None:
         [sys.executable, str(script), "--check"], capture_output=True, text=True, check=False
     )
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_error_mapping() -> None:
+    import grpc
+
+    from ddastate.apis.grpc.server import status_for_error
+    from ddastate.raft.errors import LeadershipLostError, NotLeaderError, RaftShutdownError
+    from ddastate.state.raft.binding import BindingNotOpenError, StateBindingError
+
+    unavailable = grpc.StatusCode.UNAVAILABLE
+    for exc in (
+        TimeoutError("no leader answered"),
+        NotLeaderError(),
+        LeadershipLostError(),
+        RaftShutdownError(),
+        BindingNotOpenError("binding is not open"),
+    ):
+        assert status_for_error(exc)[0] is unavailable, exc
+    refused = status_for_error(StateBindingError("unknown op 9"))
+    assert refused[0] is grpc.StatusCode.INVALID_ARGUMENT
+    code, message = status_for_error(RuntimeError("boom"))
+    assert code is grpc.StatusCode.INTERNAL and "boom" in message

@@ -28,6 +28,7 @@ from ddastate.apis.grpc.gen.ddastate.admin.v1 import admin_pb2, admin_pb2_grpc
 from ddastate.apis.grpc.status import StatusInfo, StatusSource
 from ddastate.raft import errors as raft_errors
 from ddastate.state.api import Input, InputOp, MembershipChange, StateApi
+from ddastate.state.raft.binding import BindingNotOpenError, StateBindingError
 
 logger = logging.getLogger(__name__)
 
@@ -63,25 +64,15 @@ class GrpcServeError(Exception):
     """The gRPC server could not listen at its address (in use, no permission, bad path)."""
 
 
-def _not_open_types() -> tuple[type[BaseException], ...]:
-    import importlib
-
-    try:
-        module = importlib.import_module("ddastate.state.raft.binding")
-    except ImportError:  # pragma: no cover - binding not installed
-        return ()
-    found = getattr(module, "BindingNotOpenError", None)
-    return (found,) if isinstance(found, type) else ()
-
-
 def status_for_error(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """The gRPC status code and message for an error raised by a state binding."""
-    if isinstance(exc, _not_open_types()):
+    if isinstance(exc, BindingNotOpenError):
         return grpc.StatusCode.UNAVAILABLE, f"state service is not open: {exc}"
     if isinstance(exc, _RETRYABLE):
         text = str(exc) or "timed out"
         return grpc.StatusCode.UNAVAILABLE, f"retryable: {text}"
-    if isinstance(exc, ValueError):
+    if isinstance(exc, StateBindingError | ValueError):
+        # an input refused by the replicated state machine (or its leader)
         return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
     return grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}"
 
