@@ -469,3 +469,27 @@ async def test_protocol_only_transport_and_go_like_peers(
         await c.start(leader.local_id)
         await c.wait_applied(new.last_index())
         await c.ensure_same_state()
+
+
+class _BatchingFSM(RecordingFSM):
+    """hashicorp's BatchingFSM shape: apply_batch gets runs of commands."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    def apply_batch(self, logs: list[Any]) -> list[Any]:
+        self.batches.append(len(logs))
+        return [self.apply(log) for log in logs]
+
+
+async def test_batching_fsm_gets_runs_of_commands() -> None:
+    async with await Cluster.create(3, fsm_factory=_BatchingFSM) as c:
+        leader = await c.wait_for_leader()
+        resps = await apply_many(leader, [b"b%d" % i for i in range(500)], in_flight=256)
+        assert len(set(resps)) == 500
+        await c.ensure_same_state()
+        fsm = c.fsm(leader.local_id)
+        assert isinstance(fsm, _BatchingFSM)
+        assert fsm.logs == [b"b%d" % i for i in range(500)]
+        assert max(fsm.batches) > 1

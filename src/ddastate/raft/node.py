@@ -484,6 +484,10 @@ class Raft:
         self._applied_index = 0
         self._applying_paused = False
         self._apply_backlog: deque[Log] = deque()
+        ab = getattr(fsm, "apply_batch", None)
+        self._apply_batch: Callable[[list[Log]], Sequence[Any]] | None = (
+            ab if callable(ab) else None
+        )
         # observation
         self._observers: dict[int, Observer] = {}
         self._leader_changes: list[LeaderChanges] = []
@@ -1065,6 +1069,9 @@ class Raft:
     # ------------------------------------------------------------- applying
 
     def _apply(self, entries: list[Log]) -> None:
+        if self._apply_batch is not None and len(entries) > 1:
+            self._apply_batched(entries)
+            return
         fsm_apply = self._fsm.apply
         futs = self._futures
         for log in entries:
@@ -1087,6 +1094,44 @@ class Raft:
                     f.index = log.index
                     f.set_result(log.index if type(f) is IndexFuture else None)
             self._applied_index = log.index
+
+    def _apply_batched(self, entries: list[Log]) -> None:
+        """hashicorp's BatchingFSM: runs of COMMAND entries go to ``apply_batch`` at once."""
+        assert self._apply_batch is not None
+        futs = self._futures
+        run: list[Log] = []
+
+        def flush_run() -> None:
+            if not run:
+                return
+            try:
+                resps = list(self._apply_batch(run))  # type: ignore[misc]
+                if len(resps) != len(run):
+                    raise RaftError(
+                        f"FSM.apply_batch returned {len(resps)} responses for {len(run)} entries"
+                    )
+            except Exception as e:
+                logger.exception("raft %s: FSM.apply_batch raised", self.local_id)
+                resps = [e] * len(run)
+            for log, resp in zip(run, resps, strict=True):
+                f = futs.pop(log.index, None) if futs else None
+                if f is not None and not f.done():
+                    f.index = log.index
+                    f.set_result(resp)
+                self._applied_index = log.index
+            run.clear()
+
+        for log in entries:
+            if log.type is LogType.COMMAND:
+                run.append(log)
+                continue
+            flush_run()
+            f = futs.pop(log.index, None) if futs else None
+            if f is not None and not f.done():
+                f.index = log.index
+                f.set_result(log.index if type(f) is IndexFuture else None)
+            self._applied_index = log.index
+        flush_run()
 
     def _fail_from(self, index: int, exc_type: type[RaftError]) -> None:
         futs = self._futures
