@@ -15,7 +15,7 @@ from ddastate.raft.commands import (
 from ddastate.raft.configuration import encode_configuration
 from ddastate.raft.core import RaftCore
 from ddastate.raft.errors import NothingNewToSnapshotError, RaftError
-from ddastate.raft.log import Log
+from ddastate.raft.log import Log, LogType
 from ddastate.raft.ready import CoreConfig, HardState, Role, SnapshotInfo
 
 
@@ -223,3 +223,48 @@ def test_restart_with_snapshot_and_trailing_log() -> None:
     assert core.role is Role.FOLLOWER
     net.tick(2.5)
     assert net["a"].role is Role.LEADER
+
+
+def test_user_snapshot_restore_reaches_followers_by_install_snapshot() -> None:
+    net = leader_with_entries(0, ids=("a", "b", "c"))
+    core = net["a"]
+    for k in range(5):
+        core.propose(f"e{k}".encode())
+    net.drain()
+    net.tick(0.1)
+    net.partition(["a"], ["b", "c"])
+    pending = core.propose(b"aborted")
+    net.drain()
+    net.heal()
+    info = core.user_snapshot_point(meta_index=3)
+    assert info.index == core.last_index + 1 and info.term == core.term
+    net.disk["a"]["snap"] = info
+    core.on_user_snapshot_restored(info)
+    rd = core.ready()
+    assert rd.truncate_from == 1 and rd.restored_from <= pending
+    net.readies["a"].append(rd)
+    net.disk["a"]["log"] = []
+    noop = core.propose(None, LogType.NOOP)
+    net.drain()
+    for _ in range(3):
+        net.tick(0.1)
+    assert core.commit_index == noop
+    for i in ("b", "c"):
+        snap = net[i].snapshot
+        assert snap is not None and snap.index == info.index
+        assert net[i].last_index == noop
+        assert net[i].entry(pending) is None
+
+
+def test_user_snapshot_refused_on_follower_and_with_pending_change() -> None:
+    from ddastate.raft.errors import NotLeaderError
+    from ddastate.raft.ready import ChangeKind, ConfigurationChange
+
+    net = leader_with_entries(0, ids=("a", "b", "c", "d"))
+    with pytest.raises(NotLeaderError):
+        net["b"].user_snapshot_point(0)
+    net.partition(["a"], ["b", "c", "d"])
+    net["a"].change_configuration(ConfigurationChange(ChangeKind.ADD_NONVOTER, "d", "d"), "t")
+    net.drain()
+    with pytest.raises(RaftError, match="cannot restore snapshot now"):
+        net["a"].user_snapshot_point(0)

@@ -199,6 +199,7 @@ class RaftCore:
         # pending outputs
         self._hs_dirty = False
         self._voters_of: Configuration | None = None
+        self._restored_from = 0
         self._voters: list[str] = []
         self._messages: list[Message] = []
         self._replies: list[Reply] = []
@@ -1331,6 +1332,56 @@ class RaftCore:
         upto = min(info.index, self.last_index - self.cfg.trailing_logs)
         self._compact(upto)
 
+    def user_snapshot_point(self, meta_index: int) -> SnapshotInfo:
+        """Where a user-supplied snapshot (hashicorp ``Restore``) goes: leader only.
+
+        The index is past everything in the log (and past ``meta_index``) so that a hole
+        is left and every follower gets the snapshot by InstallSnapshot; the term is
+        the current one and the configuration the latest (committed) one. Between this
+        call and :meth:`on_user_snapshot_restored` the driver must not feed the core any
+        other input. Raises NotLeaderError, LeadershipTransferInProgressError, or
+        RaftError while a configuration change is uncommitted.
+        """
+        self._check_can_propose()
+        if self._pending_cfgs:
+            raise RaftError(
+                "cannot restore snapshot now, wait until the configuration entry at "
+                f"{self.latest_configuration_index} has been applied "
+                f"(have applied {self._committed_cfg_index})"
+            )
+        idx = max(self.last_index, meta_index) + 1
+        return SnapshotInfo(idx, self._term, self._committed_cfg, self._committed_cfg_index)
+
+    def on_user_snapshot_restored(self, info: SnapshotInfo) -> None:
+        """The driver stored the user snapshot as ``info`` and restored the FSM from it.
+
+        The whole log is dropped (``Ready.truncate_from``); proposals not yet handed
+        out for applying are aborted (``Ready.restored_from``); followers catch up by
+        InstallSnapshot. hashicorp's Restore then applies a no-op and waits for it.
+        """
+        idx = info.index
+        if idx <= self.last_index or idx <= self._snap_index:
+            logger.error("user snapshot index %d is not past the log; ignored", idx)
+            return
+        self._restored_from = self._emitted + 1
+        if self._entries:
+            first = self._first
+            self._truncate_from = (
+                first if not self._truncate_from else min(self._truncate_from, first)
+            )
+        self._entries = []
+        self._snap, self._snap_index, self._snap_term = info, idx, info.term
+        self._first = idx + 1
+        self._unstable_from = idx + 1
+        self._persisted = self._commit = self._emitted = idx
+        self._pending_cfgs = []
+        self._committed_cfg = info.configuration
+        self._committed_cfg_index = info.configuration_index
+        for pr in self._progress.values():
+            pr.reset_to_probe()
+            pr.next = min(pr.next, idx)
+        self._need_flush = True
+
     # ---------------------------------------------------------------- output
     def _flush(self) -> None:
         """Leader: send whatever each follower needs now."""
@@ -1447,6 +1498,7 @@ class RaftCore:
             or self._installed is not None
             or self._removed
             or self._cfg_changed
+            or self._restored_from
         )
 
     def ready(self) -> Ready:
@@ -1517,4 +1569,7 @@ class RaftCore:
         self._installed = None
         self._removed = False
         self._cfg_changed = False
+        if self._restored_from:
+            r.restored_from = self._restored_from
+            self._restored_from = 0
         return r

@@ -202,6 +202,9 @@ class Ready:
     """This member was removed from the committed configuration (ShutdownOnRemove)."""
     configuration_changed: bool = False
     """The latest or committed configuration changed."""
+    restored_from: int = 0
+    """If nonzero: a user snapshot was restored; pending proposals with an index >= this
+    fail with AbortedByRestoreError."""
 
     def empty(self) -> bool:
         """True if there is nothing to do."""
@@ -223,6 +226,7 @@ class Ready:
             or self.snapshot_installed is not None
             or self.removed
             or self.configuration_changed
+            or self.restored_from
         )
 
 
