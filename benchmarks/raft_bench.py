@@ -12,6 +12,7 @@ transport, and apply throughput (256 in flight) while the leader persists a 100 
 snapshot to a FileSnapshotStore (fsync) in a temporary directory.
 
     .venv/bin/python benchmarks/raft_bench.py [--n 20000] [--uvloop] [--profile] [--no-snapshot]
+                                              [--sqlite]
 """
 
 from __future__ import annotations
@@ -252,7 +253,9 @@ async def _run_cluster(
             print(s.getvalue())
 
 
-async def bench(n: int, profile: bool) -> list[tuple[str, str, float, list[float]]]:
+async def bench(
+    n: int, profile: bool, sqlite: bool = False
+) -> list[tuple[str, str, float, list[float]]]:
     rows: list[tuple[str, str, float, list[float]]] = []
     await _run_cluster(rows, "ddastate.raft 3 members", n, profile, True)
     await _run_cluster(
@@ -264,6 +267,31 @@ async def bench(n: int, profile: bool) -> list[tuple[str, str, float, list[float
         log_store_factory=ThreadedLogStore,
         stable_store_factory=ThreadedStableStore,
     )
+    if sqlite:
+        from ddastate.state.raft.store import RaftStore
+
+        tmp = tempfile.mkdtemp(prefix="raft-bench-sqlite-")
+        made: list[RaftStore] = []
+
+        def log_store() -> RaftStore:
+            made.append(RaftStore(os.path.join(tmp, f"m{len(made)}")))
+            return made[-1]
+
+        try:
+            await _run_cluster(
+                rows,
+                "raft, RaftStore SQLite",
+                max(1, n // 10),
+                False,
+                False,
+                log_store_factory=log_store,
+                stable_store_factory=lambda: made[-1],
+                snapshot_store_factory=lambda: made[-1].snapshot_store,
+            )
+        finally:
+            for st in made:
+                st.close()
+            shutil.rmtree(tmp, ignore_errors=True)
     return rows
 
 
@@ -345,13 +373,16 @@ def main() -> None:
     ap.add_argument("--uvloop", action="store_true", help="run on uvloop")
     ap.add_argument("--profile", action="store_true", help="print a cProfile of the raft runs")
     ap.add_argument("--no-snapshot", action="store_true", help="skip the snapshot table")
+    ap.add_argument(
+        "--sqlite", action="store_true", help="add rows on RaftStore (SQLite, fsync; n/10 applies)"
+    )
     ap.add_argument("--snapshot-mb", type=int, default=100, help="snapshot size in MB")
     args = ap.parse_args()
     if args.uvloop:
         import uvloop
 
         uvloop.install()
-    rows = asyncio.run(bench(args.n, args.profile))
+    rows = asyncio.run(bench(args.n, args.profile, args.sqlite))
     print(f"{'system':26} {'load':16} {'applies/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'p999 ms':>8}")
     for system, label, rate, lat in rows:
         print(
