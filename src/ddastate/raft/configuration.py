@@ -151,7 +151,9 @@ def decode_configuration(data: bytes | None) -> Configuration:
         try:
             suff = ServerSuffrage(suffrage)
         except ValueError as e:
-            raise ConfigurationError(f"configuration server {i} has unknown Suffrage {suffrage}") from e
+            raise ConfigurationError(
+                f"configuration server {i} has unknown Suffrage {suffrage}"
+            ) from e
         servers.append(
             Server(
                 id=_text(_lookup(rs, "ID"), f"configuration server {i} ID"),

@@ -83,7 +83,7 @@ class LogStore(Protocol):
 
 
 class StableStore(Protocol):
-    """Durable key-value storage for term and vote (keys CurrentTerm, LastVoteTerm, LastVoteCand)."""
+    """Durable storage for term and vote (keys CurrentTerm, LastVoteTerm, LastVoteCand)."""
 
     def set(self, key: bytes, value: bytes) -> None: ...
 
