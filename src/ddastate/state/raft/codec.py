@@ -18,8 +18,13 @@ Unknown keys are skipped and missing keys take Go's zero values (0, "", False, N
 Every failure on bad input raises :class:`CodecError`, a ``ValueError`` naming the field
 that failed; nothing else escapes the decoders.
 
+Like the Go decoder, an ``Input.Op`` outside InputOp decodes (as a plain int) for the
+FSM to reject; a ``Log.Type`` outside LogType raises (a Go member panics on one).
+
 The hot messages (AppendEntries, RequestVote, Log, Input) are encoded by building a
-plain dict in sorted key order and handing it to ``msgpack.packb`` in one C call.
+plain dict in sorted key order and handing it to a per-thread msgpack Packer in one C
+call, and decoded by hand-written functions; every other message goes through a field
+table built once per type, which also checks every value (``validate_message``).
 """
 
 from __future__ import annotations
