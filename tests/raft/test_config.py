@@ -93,3 +93,23 @@ def test_effective_tick() -> None:
         local_id="a", heartbeat_timeout=0.1, election_timeout=0.1, leader_lease_timeout=0.05
     ).effective_tick() == pytest.approx(0.01)
     assert Config(local_id="a", tick_interval=0.002).effective_tick() == 0.002
+
+
+async def test_raft_constructor_validates_config() -> None:
+    from ddastate.raft import (
+        InmemLogStore,
+        InmemNetwork,
+        InmemSnapshotStore,
+        InmemStableStore,
+        Raft,
+    )
+    from ddastate.raft.testing import RecordingFSM
+
+    t = InmemNetwork().transport("a")
+    parts = (RecordingFSM(), InmemLogStore(), InmemStableStore(), InmemSnapshotStore(), t)
+    with pytest.raises(ConfigError, match="local_id"):
+        Raft(Config(), *parts)
+    with pytest.raises(ConfigError, match="max_append_entries"):
+        Raft(Config(local_id="a", max_append_entries=5000), *parts)
+    r = Raft(Config(), *parts, local_id="a")  # local_id given separately
+    assert r.local_id == "a"

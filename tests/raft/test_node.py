@@ -493,3 +493,32 @@ async def test_batching_fsm_gets_runs_of_commands() -> None:
         assert isinstance(fsm, _BatchingFSM)
         assert fsm.logs == [b"b%d" % i for i in range(500)]
         assert max(fsm.batches) > 1
+
+
+async def test_module_bootstrap_and_has_existing_state() -> None:
+    from ddastate.raft import bootstrap_cluster, has_existing_state
+
+    logs, stable, snaps = InmemLogStore(), InmemStableStore(), InmemSnapshotStore()
+    conf = Configuration((Server("a", "a"),))
+    assert not await has_existing_state(logs, stable, snaps)
+    await bootstrap_cluster(fast_config("a"), logs, stable, snaps, None, conf)
+    assert await has_existing_state(logs, stable, snaps)
+    with pytest.raises(CantBootstrapError):
+        await bootstrap_cluster(fast_config("a"), logs, stable, snaps, None, conf)
+    with pytest.raises(ConfigurationError):
+        await bootstrap_cluster(
+            fast_config("b"),
+            InmemLogStore(),
+            InmemStableStore(),
+            None,
+            None,
+            Configuration((Server("a", "a"), Server("a", "b"))),
+        )
+    # a single-member cluster elects itself and applies
+    net = InmemNetwork()
+    fsm = RecordingFSM()
+    async with Raft(fast_config("a"), fsm, logs, stable, snaps, net.transport("a")) as r:
+        await wait_for(lambda: r.state is RaftState.LEADER, what="self-election")
+        assert await r.apply(b"solo") == r.applied_index()
+    assert r.state is RaftState.SHUTDOWN
+    assert fsm.logs == [b"solo"]
