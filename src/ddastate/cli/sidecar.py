@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import os
 import signal
@@ -91,7 +90,9 @@ def new_com(cfg: Any) -> Any:
     """The com binding for ``services.com.protocol``."""
     protocol = cfg.services.com.protocol
     if protocol == "mqtt5":
-        return importlib.import_module("ddastate.com.mqtt5").Mqtt5Binding()
+        from ddastate.com.mqtt5 import Mqtt5Binding
+
+        return Mqtt5Binding()
     if protocol == "loopback":
         from ddastate.com.loopback import LoopbackBinding, LoopbackBus
 
@@ -153,7 +154,9 @@ class Sidecar:
                 raise CliError(f"gRPC server: {exc}", EXIT_STARTUP) from None
             log.info("gRPC: bound %s", bound.text if bound.unix else bound.bind_target)
         if not cfg.services.state.disabled:
-            self.state = importlib.import_module("ddastate.state.raft").RaftBinding()
+            from ddastate.state.raft import RaftBinding
+
+            self.state = RaftBinding()
             if self.server is not None:
                 self.server.state_servicer.set_state(self.state)
         else:
