@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ddastate",
         description="Replicated key-value state over pub-sub, kept consistent by Raft "
         "(a Python implementation of the DDA state synchronization service).",
+        epilog="examples:\n"
+        "  ddastate demo                          see a group of three at work\n"
+        "  ddastate run -c examples/dda.yaml      run a sidecar\n"
+        "  ddastate put greeting hello -a 127.0.0.1:8900\n"
+        "  ddastate watch --json -a unix:/run/dda.sock\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"ddastate {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
