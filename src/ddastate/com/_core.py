@@ -2,9 +2,10 @@
 routing of incoming messages to subscriptions, result routing by correlation
 data, validation of names and of everything that arrives from the network.
 
-A concrete binding supplies four primitives (``_send``, ``_subscribe_filter``,
-``_unsubscribe_filter``, ``_connect``/``_disconnect`` via open/close) and feeds
-every received message to :meth:`BindingCore._on_message`.
+A concrete binding implements ``open``/``close`` and three primitives
+(``_send``, ``_subscribe_filter``, ``_unsubscribe_filter``), and feeds every
+received message to :meth:`BindingCore._on_message` (or ``_dispatch`` inside its
+own exception guard).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import inspect
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any, Generic, TypeVar
 
 from ddastate.com.api import (
@@ -679,6 +680,3 @@ def topic_matches(topic_filter: str, topic: str) -> bool:
         if f != "+" and f != tl[i]:
             return False
     return len(fl) == len(tl)
-
-
-Callback = Callable[[], None]
