@@ -1,6 +1,7 @@
 """What a person sees: ``ddastate demo`` and ``ddastate watch`` output, captured as text.
 
-The live views run in a real terminal (tmux) and are read with ``tmux capture-pane``;
+The live views run in a real terminal (tmux, read with ``tmux capture-pane``; skipped
+without tmux) and in a pseudo-terminal read through a tiny VT100 screen (always);
 plain output is captured from a pipe. Set ``DDASTATE_SAVE_SAMPLES=<dir>`` to keep the
 captures (docs/ holds the ones shown in the README).
 """
@@ -8,6 +9,7 @@ captures (docs/ holds the ones shown in the README).
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -193,3 +195,84 @@ def test_watch_in_a_terminal(tmp_path: Path, tmux_session: list[Tmux]) -> None:
         save_sample("watch.txt", final)
     finally:
         assert side.terminate() == 0
+
+
+class Screen:
+    """A tiny terminal: enough of VT100 for the demo's redrawing (CPL ``ESC[nF``, ED ``ESC[J``)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = [""]
+        self.row = 0
+        self.col = 0
+        self._pending = ""
+
+    def feed(self, text: str) -> None:
+        text = self._pending + text
+        self._pending = ""
+        i = 0
+        while i < len(text):
+            ch = text[i]
+            if ch == "\x1b":
+                m = re.match(r"\x1b\[(\d*)([A-Za-z])", text[i:])
+                if m is None:
+                    self._pending = text[i:]  # an escape cut by the read: wait for the rest
+                    return
+                n = int(m.group(1) or 1)
+                if m.group(2) == "F":
+                    self.row, self.col = max(0, self.row - n), 0
+                elif m.group(2) == "J":
+                    del self.lines[self.row + 1 :]
+                    self.lines[self.row] = self.lines[self.row][: self.col]
+                i += m.end()
+                continue
+            if ch == "\n":
+                self.row, self.col = self.row + 1, 0
+                while len(self.lines) <= self.row:
+                    self.lines.append("")
+            elif ch == "\r":
+                self.col = 0
+            else:
+                line = self.lines[self.row].ljust(self.col)
+                self.lines[self.row] = line[: self.col] + ch + line[self.col + 1 :]
+                self.col += 1
+            i += 1
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def test_demo_live_view_in_a_pty() -> None:
+    """The live view, read through a pseudo-terminal (no tmux needed)."""
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        ddastate_command("demo"),
+        stdout=slave,
+        stderr=slave,
+        env={**os.environ, "TERM": "xterm"},
+    )
+    os.close(slave)
+    screen = Screen()
+    seen_during = ""
+    try:
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            screen.feed(chunk.decode("utf-8", errors="replace"))
+            now = screen.text()
+            if not seen_during and "phase: stop the leader" in now and "  down  " in now:
+                seen_during = now
+    finally:
+        os.close(master)
+        rc = proc.wait(60)
+    final = screen.text()
+    assert rc == 0, final
+    assert seen_during, final
+    assert "MEMBER    ROLE      TERM  LAST LOG  COMMIT  APPLIED  LEADER    KEYS" in seen_during
+    assert final.count("ddastate demo - 3 members") == 1  # redrawn in place
+    assert "result: all three states are equal" in final
