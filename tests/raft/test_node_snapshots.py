@@ -250,12 +250,6 @@ async def test_member_restarted_from_fresh_vs_persisted_stores() -> None:
         assert _logs(c, persisted) == expected
 
 
-@pytest.mark.skipif(
-    not hasattr(
-        __import__("ddastate.raft.core", fromlist=["RaftCore"]).RaftCore, "begin_user_restore"
-    ),
-    reason="the consensus core has no user-restore hooks yet",
-)
 async def test_user_restore_replaces_state_everywhere() -> None:
     import io
 

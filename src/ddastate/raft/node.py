@@ -478,6 +478,9 @@ class Raft:
         )
         self._in_flush = False
         self._installing = False
+        # While a user restore runs, the core must get no input: inputs wait here.
+        self._core_paused = False
+        self._paused_inputs: list[Callable[[], None]] = []
         self._deferred_rpcs: deque[RPC] = deque()
         self._tasks: set[asyncio.Task[Any]] = set()
         # apply
@@ -760,6 +763,9 @@ class Raft:
         if self._shutdown:
             return
         assert self._loop is not None
+        if self._core_paused:
+            self._paused_inputs.append(self._on_timer)
+            return
         self._c.tick(self._loop.time())
         self._flush()
         self._arm_timer()
@@ -803,7 +809,7 @@ class Raft:
             self._schedule_flush()
             return
         self._flush_scheduled = False
-        if self._shutdown or self._core is None:
+        if self._shutdown or self._core is None or self._core_paused:
             return
         if self._proposals:
             self._take_proposals()
@@ -845,6 +851,8 @@ class Raft:
             self._fail_from(rd.leadership_lost_from, LeadershipLostError)
         if rd.truncated_from:
             self._fail_from(rd.truncated_from, LeadershipLostError)
+        if rd.restored_from:
+            self._fail_from(rd.restored_from, AbortedByRestoreError)
         # 5: apply
         if rd.committed:
             if self._applying_paused:
@@ -911,6 +919,9 @@ class Raft:
             self._storage_failed(err)
             return
         if self._shutdown:
+            return
+        if self._core_paused:
+            self._paused_inputs.append(partial(self._on_written, seq, None))
             return
         self._done_seq = seq
         marks = self._persist_marks
@@ -1037,6 +1048,9 @@ class Raft:
     def _on_send_ok(self, m: Message, resp: Response) -> None:
         if self._shutdown:
             return
+        if self._core_paused:
+            self._paused_inputs.append(partial(self._on_send_ok, m, resp))
+            return
         assert self._loop is not None
         now = self._loop.time()
         if self._hb_failed and m.to_id in self._hb_failed:
@@ -1050,6 +1064,9 @@ class Raft:
 
     def _on_send_failed(self, m: Message, e: BaseException) -> None:
         if self._shutdown:
+            return
+        if self._core_paused:
+            self._paused_inputs.append(partial(self._on_send_failed, m, e))
             return
         assert self._loop is not None
         now = self._loop.time()
@@ -1230,6 +1247,9 @@ class Raft:
     def _check_running(self, f: asyncio.Future[Any]) -> bool:
         if self._shutdown:
             fail_quietly(f, RaftShutdownError())
+            return False
+        if self._core_paused:
+            fail_quietly(f, RaftError("a snapshot restore is in progress, retry later"))
             return False
         if self._core is None:
             fail_quietly(f, RaftError("raft node is not started"))
@@ -1542,26 +1562,27 @@ class Raft:
     ) -> None:
         """Replace the cluster's state with a user-supplied snapshot (hashicorp's Restore).
 
-        Leader only. The snapshot is stored as a new snapshot past the current log, the
-        FSM restored from it, and followers catch up through InstallSnapshot. Pending
-        operations fail with AbortedByRestoreError. Returns once a no-op after the restore
-        has committed (so a quorum installed it), or raises on ``timeout``.
+        Leader only. The snapshot is stored past the current log, the FSM restored from
+        it, and the followers catch up through InstallSnapshot. Operations pending at that
+        moment fail with AbortedByRestoreError. Returns once a no-op appended after the
+        restore is applied (``timeout`` bounds that wait: TimeoutError).
         """
         if self._shutdown:
             raise RaftShutdownError()
+        if self._core_paused or self._installing:
+            raise RaftError("a snapshot restore is in progress, retry later")
         if self._state is not RaftState.LEADER:
             raise NotLeaderError()
-        core = self._c
-        begin = getattr(core, "begin_user_restore", None)
-        done = getattr(core, "on_user_restored", None)
-        if not callable(begin) or not callable(done):
-            raise RaftError("user restore is not supported by this consensus core")
         snaps = self._snaps
         if snaps is None:
             raise RaftError("no snapshot store configured")
-        info: SnapshotInfo = begin()
-        self._fail_from(0, AbortedByRestoreError)
+        core = self._c
+        self._flush()  # hand everything queued so far to the core first
+        info: SnapshotInfo = core.user_snapshot_point(int(meta.index))
+        self._core_paused = True
+        self._installing = True  # incoming requests wait in arrival order
         self._applying_paused = True
+        ok = False
         try:
 
             def store_and_restore() -> None:
@@ -1586,25 +1607,39 @@ class Raft:
                     r2.close()
 
             await asyncio.to_thread(store_and_restore)
+            ok = True
         finally:
+            self._core_paused = False
+            self._installing = False
             self._applying_paused = False
+            if ok and not self._shutdown:
+                self._applied_index = info.index
+                self._last_snapshot = info
+                self._apply_backlog.clear()  # the restored state supersedes it
+                core.on_user_snapshot_restored(info)
+            elif not ok:
+                logger.error(
+                    "raft %s: user restore failed; the FSM may be partly restored", self.local_id
+                )
+                if self._apply_backlog:
+                    backlog = list(self._apply_backlog)
+                    self._apply_backlog.clear()
+                    self._apply(backlog)
+            queued, self._paused_inputs = self._paused_inputs, []
+            for fn in queued:
+                fn()
+            if not self._shutdown:
+                self._flush()
+                while self._deferred_rpcs and not self._installing:
+                    self._on_rpc(self._deferred_rpcs.popleft())
         if self._shutdown:
             raise RaftShutdownError()
-        self._applied_index = info.index
-        self._last_snapshot = info
-        self._apply_backlog = deque(e for e in self._apply_backlog if e.index > info.index)
-        done(info)
-        if self._apply_backlog:
-            backlog = list(self._apply_backlog)
-            self._apply_backlog.clear()
-            self._apply(backlog)
-        self._schedule_flush()
-        b = self.barrier()
+        logger.info("raft %s: user snapshot restored at index %d", self.local_id, info.index)
+        noop = self._propose(LogType.NOOP, None, None)
         if timeout is None:
-            await b
+            await noop
         else:
-            await asyncio.wait_for(asyncio.shield(b), timeout)
-        _ = meta  # the meta of the user's snapshot is informational (hashicorp ignores most)
+            await asyncio.wait_for(asyncio.shield(noop), timeout)
 
     # ------------------------------------------------------------ snapshots
 
