@@ -526,6 +526,7 @@ class Raft:
             self._auto_snapshots(), name=f"raft-snap-{self.local_id}"
         )
         self._arm_timer()
+        self._schedule_flush()  # the first Ready may repair the log (truncate / compact)
         logger.info(
             "raft %s started: term %d, last index %d, applied %d",
             self.local_id,
@@ -1079,7 +1080,11 @@ class Raft:
             and m.to_id not in self._hb_failed
         ):
             self._hb_failed[m.to_id] = now
-            self._observe(FailedHeartbeatObservation(m.to_id, self._last_contact or 0.0))
+            try:
+                last = self._c.last_contact(m.to_id) or 0.0
+            except Exception:
+                last = 0.0
+            self._observe(FailedHeartbeatObservation(m.to_id, last))
         self._c.on_failure(m.to_id, m.request, now)
         self._schedule_flush()
 
