@@ -89,3 +89,19 @@ class Group:
                 await asyncio.wait_for(b.close(), 10)
             except Exception:
                 pass
+
+
+async def converged(members: list[Any], must_have: str, timeout: float = 30) -> dict[str, bytes]:
+    """Wait until every member's FSM holds ``must_have`` and all states are equal."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while True:
+        states = [m.fsm().state() for m in members]
+        if all(must_have in s for s in states) and all(s == states[0] for s in states):
+            return states[0]  # type: ignore[no-any-return]
+        if loop.time() > end:
+            raise AssertionError(
+                f"members did not converge: sizes {[len(s) for s in states]}, "
+                f"have {must_have!r}: {[must_have in s for s in states]}"
+            )
+        await asyncio.sleep(0.01)

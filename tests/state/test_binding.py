@@ -28,7 +28,7 @@ from ddastate.state.raft.messages import (
     RemoveServerRequest,
 )
 
-from .helpers import Group, next_item
+from .helpers import Group, converged, next_item
 
 SET_K = Input(InputOp.SET, "k", b"v")
 FAST = {"heartbeatTimeout": 300, "electionTimeout": 300, "lfwTimeout": 1000}
@@ -259,19 +259,8 @@ async def test_garbage_on_rpc_and_lfw_topics_keeps_group_committing(
     # the group keeps committing, every member agrees
     for i, m in enumerate((m1, m2, m3)):
         await m.propose_input(Input(InputOp.SET, f"after{i}", b"ok"), 30)
-    fsms = [m.fsm() for m in (m1, m2, m3)]
-    n1 = m1.node()
-    assert n1 is not None
-    for m in (m2, m3):
-        node = m.node()
-        assert node is not None
-        loop = asyncio.get_running_loop()
-        end = loop.time() + 10
-        while node.applied_index() < n1.commit_index():
-            assert loop.time() < end
-            await asyncio.sleep(0.01)
-    states = [f.state() for f in fsms if f is not None]
-    assert states[0] == states[1] == states[2] == {f"after{i}": b"ok" for i in range(3)}
+    state = await converged([m1, m2, m3], "after2")
+    assert state == {f"after{i}": b"ok" for i in range(3)}
 
 
 async def test_ap_with_undecodable_input_answered_with_error(group: Group) -> None:
@@ -354,15 +343,5 @@ async def test_all_python_extensions(group: Group, ext: dict[str, Any]) -> None:
 
     await asyncio.gather(*(one(i) for i in range(3000)))
     await ms[1].propose_input(Input(InputOp.SET, "last", b""), 30)
-    n0 = ms[0].node()
-    assert n0 is not None
-    loop = asyncio.get_running_loop()
-    end = loop.time() + 20
-    for m in ms:
-        node = m.node()
-        assert node is not None
-        while node.applied_index() < n0.commit_index():
-            assert loop.time() < end
-            await asyncio.sleep(0.01)
-    states = [m.fsm().state() for m in ms]
-    assert states[0] == states[1] == states[2] and len(states[0]) == 501
+    state = await converged(ms, "last")
+    assert len(state) == 501
