@@ -37,7 +37,15 @@ from typing import Any, Protocol
 
 import msgpack
 
-from .commands import AppendEntriesRequest, InstallSnapshotRequest, Request, Response
+from .commands import (
+    AppendEntriesRequest,
+    AppendEntriesResponse,
+    InstallSnapshotRequest,
+    Request,
+    RequestPreVoteResponse,
+    RequestVoteResponse,
+    Response,
+)
 from .configuration import Configuration, Server, ServerSuffrage
 from .core import RaftCore
 from .errors import RaftError
@@ -170,6 +178,7 @@ class Member:
         self.fsm: SimFSM = sim.fsm_factory()
         self.applied = 0
         self.writes: list[_Write] = []
+        self.batch = 0
         self.disk_busy = False
         self.tick_at = float("inf")
         self.outstanding: dict[int, tuple[str, Request]] = {}
@@ -245,7 +254,21 @@ class Member:
             else:
                 deferred.append(("msg", m))
         for r in rd.replies:
-            deferred.append(("reply", r))
+            # what the node sends without waiting for the disk (core contract): replies
+            # to heartbeats and refused votes
+            resp = r.response
+            tok = r.token
+            assert isinstance(tok, _Token)
+            if (
+                isinstance(resp, AppendEntriesResponse)
+                and isinstance(tok.req, AppendEntriesRequest)
+                and tok.req.is_heartbeat()
+            ) or (
+                isinstance(resp, RequestVoteResponse | RequestPreVoteResponse) and not resp.granted
+            ):
+                sim.send_response(self.id, tok, resp)
+            else:
+                deferred.append(("reply", r))
         if rd.entries:
             sim.note_entries(self, rd.entries)
         if needs_write or self.writes:
@@ -253,8 +276,7 @@ class Member:
                 _Write(rd.hard_state, rd.compact_to, rd.truncate_from, rd.entries, deferred)
             )
             if not self.disk_busy:
-                self.disk_busy = True
-                sim.schedule(sim.now + sim.disk_delay(), "disk", (self.id, self.inc))
+                self._start_fsync()
         else:
             self._release(deferred)
         for e in rd.committed:
@@ -339,18 +361,26 @@ class Member:
                 assert isinstance(tok, _Token)
                 self.sim.send_response(self.id, tok, item.response)
 
+    def _start_fsync(self) -> None:
+        self.disk_busy = True
+        self.batch = len(self.writes)
+        self.sim.schedule(self.sim.now + self.sim.disk_delay(), "disk", (self.id, self.inc))
+
     def disk_done(self) -> None:
         core = self.core
         if core is None or not self.writes:
             self.disk_busy = False
             return
-        w = self.writes.pop(0)
-        self.disk.apply(w)
-        self._release(w.deferred)
-        if w.entries:
-            core.on_persisted(w.entries[-1].index, w.entries[-1].term)
+        # one fsync made every write queued when it started durable (group commit)
+        batch = self.writes[: self.batch]
+        del self.writes[: self.batch]
+        for w in batch:
+            self.disk.apply(w)
+            self._release(w.deferred)
+            if w.entries:
+                core.on_persisted(w.entries[-1].index, w.entries[-1].term)
         if self.writes:
-            self.sim.schedule(self.sim.now + self.sim.disk_delay(), "disk", (self.id, self.inc))
+            self._start_fsync()
         else:
             self.disk_busy = False
         self.process()
@@ -373,7 +403,7 @@ class Member:
             req.configuration_index = snap.configuration_index
             data = self.disk.snapshot_data
             req.size = len(data)
-        tok = _Token(self.id, self.inc, rid, data)
+        tok = _Token(self.id, self.inc, rid, data, req)
         sim.transmit(self.id, to, ("req", tok, req))
         sim.schedule(sim.now + sim.rpc_timeout, "rpc_timeout", (self.id, self.inc, rid))
 
@@ -400,6 +430,7 @@ class _Token:
     inc: int
     rid: int
     data: bytes | None
+    req: Request
 
 
 class Simulation:
@@ -436,6 +467,8 @@ class Simulation:
         self.snapshot_threshold = self.rng.choice([10, 25, 60])
         self.trailing_logs = self.rng.choice([0, 3, 10])
         self.rpc_timeout = 0.05
+        self.window = self.rng.choice([1, 8, 128])
+        self.max_disk_delay = self.rng.choice([0.002, 0.002, 0.01])
         ids = [f"m{i}" for i in range(members + spares)]
         self.members: dict[str, Member] = {i: Member(self, i) for i in ids}
         self.initial = ids[:members]
@@ -470,7 +503,7 @@ class Simulation:
         heapq.heappush(self.events, (t, self.seq, kind, payload))
 
     def disk_delay(self) -> float:
-        return self.rng.uniform(0.0002, 0.002)
+        return self.rng.uniform(0.0002, self.max_disk_delay)
 
     def core_config(self, mid: str) -> CoreConfig:
         return CoreConfig(
@@ -482,7 +515,7 @@ class Simulation:
             leader_lease_timeout=0.05,
             max_append_entries=self.rng.choice([1, 4, 64]),
             pipeline=self.pipeline,
-            pipeline_window=8,
+            pipeline_window=self.window,
             pre_vote=self.pre_vote,
             trailing_logs=self.trailing_logs,
         )
