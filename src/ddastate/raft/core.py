@@ -1002,9 +1002,9 @@ class RaftCore:
         pr.last_contact = self._now
         if pr.heartbeat_failed:
             pr.heartbeat_failed = False
-        if self._verifies:
+        if self._sent_seq:
             seq = self._sent_seq.pop(id(req), 0)
-            if seq:
+            if seq and self._verifies:
                 self._verify_ack(to_id, seq)
         was_inflight = pr.take_inflight(req)
         if resp.success:
