@@ -189,7 +189,7 @@ async def loopback_case(store: str, plan: list[tuple[int, int]]) -> list[Row]:
 
 
 async def mosquitto_case(
-    broker: Mosquitto, store: str, plan: list[tuple[int, int]], uvloop: bool
+    broker: Mosquitto, store: str, plan: list[tuple[int, int]], member_args: list[str]
 ) -> list[Row]:
     from state.procs import MemberProc
 
@@ -206,7 +206,7 @@ async def mosquitto_case(
                 store=os.path.join(tmp, f"m{i}") if store == "durable" else "",
                 bootstrap=i == 0,
                 opts=OPTS,
-                extra_args=["--uvloop"] if uvloop else [],
+                extra_args=member_args,
             )
             await p.start()
             procs.append(p)
@@ -265,6 +265,16 @@ async def main(args: argparse.Namespace) -> None:
     plan = [(1, int(2000 * scale)), (64, int(20000 * scale)), (1024, int(60000 * scale))]
     plan = [(k, max(n, 200)) for k, n in plan if k in args.inflight]
     rows: list[Row] = []
+    member_args = ["--uvloop"] if args.uvloop else []
+    if args.switch_interval > 0:
+        sys.setswitchinterval(args.switch_interval)
+        member_args += ["--switch-interval", str(args.switch_interval)]
+    if args.opts:
+        OPTS.update(json.loads(args.opts))
+    print(
+        f"options: {OPTS or 'reference defaults'}; uvloop: {args.uvloop}; "
+        f"switch interval: {sys.getswitchinterval() * 1e3:g} ms"
+    )
     print(HEADER)
     print("-" * len(HEADER))
     if "loopback" in args.only:
@@ -273,7 +283,7 @@ async def main(args: argparse.Namespace) -> None:
     if "mosquitto" in args.only:
         with Mosquitto() as broker:
             for store in args.stores:
-                rows += await mosquitto_case(broker, store, plan, args.uvloop)
+                rows += await mosquitto_case(broker, store, plan, member_args)
     if args.json:
         with open(args.json, "w") as f:  # noqa: ASYNC230
             json.dump([r.__dict__ for r in rows], f, indent=1)
@@ -289,6 +299,15 @@ def cli() -> None:
     p.add_argument("--inflight", nargs="+", type=int, default=[1, 64, 1024])
     p.add_argument("--uvloop", action="store_true", help="members run on uvloop")
     p.add_argument("--json", default="")
+    p.add_argument(
+        "--switch-interval",
+        type=float,
+        default=0.0,
+        help="sys.setswitchinterval in seconds for this process and the members (0: Python's 5 ms)",
+    )
+    p.add_argument(
+        "--opts", default="", help="services.state.opts as JSON, e.g. '{\"pipeline\": true}'"
+    )
     args = p.parse_args()
     if args.uvloop:
         import uvloop

@@ -345,3 +345,13 @@ async def test_all_python_extensions(group: Group, ext: dict[str, Any]) -> None:
     await ms[1].propose_input(Input(InputOp.SET, "last", b""), 30)
     state = await converged(ms, "last")
     assert len(state) == 501
+
+
+async def test_propose_at_leader_times_out_without_quorum(lgroup: Group) -> None:
+    m1 = await lgroup.member(bootstrap=True, opts=FAST)
+    m2 = await lgroup.member(opts=FAST)
+    lgroup.factory.bus.partition([m1.node_id()], [m2.node_id()])
+    with pytest.raises(TimeoutError):
+        await m1.propose_input(Input(InputOp.SET, "x", b"y"), timeout=0.2)
+    lgroup.factory.bus.heal()
+    await m1.propose_input(Input(InputOp.SET, "x", b"z"), timeout=30)

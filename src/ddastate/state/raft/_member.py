@@ -38,6 +38,7 @@ from ddastate.state.api import Input, InputOp
 from .binding import RaftBinding
 
 logger = logging.getLogger("ddastate.state.raft.member")
+_PROFILER: Any = None
 
 
 def _out(obj: dict[str, Any]) -> None:
@@ -109,6 +110,9 @@ class Member:
             _out({"tag": tag, "ok": False, "error": f"{type(e).__name__}: {e}"})
         if cmd.get("cmd") == "close":
             self.done.set()
+            if _PROFILER is not None:
+                _PROFILER.disable()
+                _PROFILER.dump_stats(self.args.profile)
             sys.stdin.close()
             os._exit(0)
 
@@ -218,7 +222,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--opts", default="")
     p.add_argument("--log", default="WARNING")
     p.add_argument("--uvloop", action="store_true")
+    p.add_argument("--profile", default="", help="write cProfile stats here on close")
+    p.add_argument(
+        "--switch-interval",
+        type=float,
+        default=0.0,
+        help="sys.setswitchinterval (seconds) for this process; 0 keeps Python's 5 ms",
+    )
     args = p.parse_args(argv)
+    if args.switch_interval > 0:
+        sys.setswitchinterval(args.switch_interval)
     logging.basicConfig(
         level=getattr(logging, args.log.upper(), logging.WARNING),
         stream=sys.stderr,
@@ -231,6 +244,12 @@ def main(argv: list[str] | None = None) -> int:
             uvloop.install()
         except ImportError:
             pass
+    global _PROFILER
+    if args.profile:
+        import cProfile
+
+        _PROFILER = cProfile.Profile()
+        _PROFILER.enable()
     try:
         asyncio.run(_main(args))
     except KeyboardInterrupt:

@@ -498,12 +498,15 @@ class RaftBinding:
             raise BindingNotOpenError("binding closed")
         loop = asyncio.get_running_loop()
         if raft.state is RaftState.LEADER:
+            fut = raft.apply(cmd)
+            expired: list[bool] = []
+            timer = None if deadline is None else loop.call_at(deadline, _expire, fut, expired)
             try:
-                if deadline is None:
-                    resp = await raft.apply(cmd)
-                else:
-                    async with asyncio.timeout_at(deadline):
-                        resp = await raft.apply(cmd)
+                resp = await fut
+            except asyncio.CancelledError:
+                if not expired:
+                    raise
+                raise TimeoutError("propose_input timed out waiting for the commit") from None
             except NotLeaderError:
                 pass  # lost leadership meanwhile: forward below
             except RaftShutdownError:
@@ -516,6 +519,9 @@ class RaftBinding:
                 if isinstance(resp, FsmError | Exception):
                     raise StateBindingError(str(resp))
                 return None
+            finally:
+                if timer is not None:
+                    timer.cancel()
         t = self._opts.lfw_timeout
         if deadline is not None:
             t = min(t, deadline - loop.time())
@@ -636,6 +642,12 @@ class RaftBinding:
         oid = self._member_obs.pop(obs, None)
         if oid is not None and self._store is not None:
             self._store.remove_membership_change_observer(oid)
+
+
+def _expire(fut: asyncio.Future[Any], expired: list[bool]) -> None:
+    if not fut.done():
+        expired.append(True)
+        fut.cancel()
 
 
 async def _first_done(fut: asyncio.Future[Any], other: asyncio.Future[None]) -> None:
