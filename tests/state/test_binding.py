@@ -355,3 +355,49 @@ async def test_propose_at_leader_times_out_without_quorum(lgroup: Group) -> None
         await m1.propose_input(Input(InputOp.SET, "x", b"y"), timeout=0.2)
     lgroup.factory.bus.heal()
     await m1.propose_input(Input(InputOp.SET, "x", b"z"), timeout=30)
+
+
+async def test_slow_disk_on_a_follower_does_not_stall_heartbeats(lgroup: Group) -> None:
+    """Heartbeats take the fast path: a follower whose log writes take 4x the heartbeat
+    timeout keeps hearing from the leader and never starts an election."""
+    import time as _time
+
+    from ddastate.raft.observer import RaftState
+
+    opts = {"heartbeatTimeout": 250, "electionTimeout": 250}
+    m1 = await lgroup.member(bootstrap=True, opts=opts)
+    m2 = await lgroup.member(opts=opts)
+    m3 = await lgroup.member(opts=opts)
+    n1, n3 = m1.node(), m3.node()
+    assert n1 is not None and n3 is not None
+    term = n1.current_term()
+    store3 = m3._store
+    assert store3 is not None
+    real = store3.store_logs
+
+    slow_calls: list[int] = []
+
+    def slow_store_logs(logs: Any) -> None:
+        slow_calls.append(len(logs))
+        _time.sleep(1.0)  # runs in the node's writer thread, never on the event loop
+        real(logs)
+
+    store3.store_logs = slow_store_logs  # type: ignore[method-assign]
+    roles: list[Any] = []
+    async with n3.observe(lambda o: isinstance(o.data, RaftState)) as obs:
+
+        async def record() -> None:
+            async for o in obs:
+                roles.append(o.data)
+
+        rec = asyncio.create_task(record())
+        for i in range(15):  # about 2 s of commits through m1 and m2 while m3's disk is slow
+            await m1.propose_input(Input(InputOp.SET, f"k{i}", b"v"), 10)
+            await asyncio.sleep(0.1)
+        rec.cancel()
+    assert len(slow_calls) >= 2
+    assert RaftState.CANDIDATE not in roles
+    assert n1.current_term() == term and n3.current_term() == term
+    store3.store_logs = real  # type: ignore[method-assign]
+    await m2.propose_input(Input(InputOp.SET, "done", b""), 10)
+    await converged([m1, m2, m3], "done")
