@@ -401,3 +401,15 @@ async def test_slow_disk_on_a_follower_does_not_stall_heartbeats(lgroup: Group) 
     store3.store_logs = real  # type: ignore[method-assign]
     await m2.propose_input(Input(InputOp.SET, "done", b""), 10)
     await converged([m1, m2, m3], "done")
+
+
+async def test_close_ends_pending_proposals(lgroup: Group) -> None:
+    m1 = await lgroup.member(bootstrap=True, opts=FAST)
+    m2 = await lgroup.member(opts=FAST)
+    lgroup.factory.bus.partition([m1.node_id()], [m2.node_id()])
+    pending = asyncio.create_task(m2.propose_input(Input(InputOp.SET, "x", b"y")))  # no timeout
+    await asyncio.sleep(0.05)  # let it start forwarding
+    assert not pending.done()
+    await m2.close()
+    with pytest.raises(BindingNotOpenError):
+        await asyncio.wait_for(pending, 5)
