@@ -501,3 +501,47 @@ async def test_group_over_nowait_com() -> None:
             await b.close()
         for c in coms:
             await c.close()
+
+
+class RecordingLoopback(LoopbackBinding):
+    """Records the timeout of every request (the real bus underneath)."""
+
+    timeouts: list[tuple[str, float]]
+
+    async def request_action(
+        self, action: Action, scope: Scope | str = Scope.COM, timeout: float = 1.0
+    ) -> ActionResult:
+        self.timeouts.append((action.id, timeout))
+        return await super().request_action(action, scope, timeout)
+
+
+async def test_rpc_and_install_snapshot_timeouts() -> None:
+    bus = LoopbackBus(seed=4)
+    com = RecordingLoopback(bus)
+    com.timeouts = []
+    await com.open(make_cfg(node_id="ta"))
+    t = RaftTransport(RaftTransportConfig(timeout=0.05, timeout_scale=1000), "ta", com)
+    await t.start()
+    try:
+        with pytest.raises(TimeoutError):
+            await t.append_entries("x", "x", ae())
+        with pytest.raises(TimeoutError):  # 10 x scale: 10 x rpcTimeout
+            await t.install_snapshot(
+                "x", "x", InstallSnapshotRequest(size=10_500), io.BytesIO(b"z" * 10_500)
+            )
+        with pytest.raises(TimeoutError):  # below the scale: never under rpcTimeout
+            small = InstallSnapshotRequest(size=10)
+            await t.install_snapshot("x", "x", small, io.BytesIO(b"z" * 10))
+        assert com.timeouts == [("ae", 0.05), ("is", pytest.approx(0.5)), ("is", 0.05)]
+    finally:
+        await t.close()
+        await com.close()
+
+
+def test_transport_defaults() -> None:
+    t = RaftTransport(RaftTransportConfig(timeout=0, timeout_scale=0), "me", LoopbackBinding())
+    assert t.timeout() == 1.0
+    assert t._timeout_scale == 262144
+    assert not t.can_pipeline and not t.can_prevote
+    assert t.encode_peer("id", "addr") == b"addr" and t.decode_peer(b"addr") == "addr"
+    assert t.local_addr() == "me"
