@@ -97,3 +97,59 @@ def test_random_scenarios_match_the_model(protocol: str, mosquitto_session: Any)
         asyncio.run(_run(protocol, mosquitto_session.url, *sc))
 
     check()
+
+
+async def _run_actions(protocol: str, url: str, subs: list[Any], pubs: list[Any]) -> None:
+    from ddastate.com.api import Action, ActionResult
+
+    cluster = f"amodel{next(_seq)}"
+    bus = LoopbackBus()
+    members: list[Any] = []
+    for _ in range(MEMBERS):
+        cfg = Config()
+        cfg.cluster = cluster
+        cfg.services.com.url = url
+        b: Any = LoopbackBinding(bus) if protocol == "loopback" else Mqtt5Binding()
+        await b.open(cfg)
+        members.append(b)
+    try:
+        for n, (m, scope, typ, share) in enumerate(subs):
+            await members[m].subscribe_action(
+                SubscriptionFilter(scope, typ, share),
+                handler=lambda awc, n=n: awc.send(ActionResult(str(n), awc.action.params)),
+            )
+        streams = []
+        for i, (m, scope, typ) in enumerate(pubs):
+            action = Action(typ, str(i), f"m{m}", str(i).encode())
+            streams.append(await members[m].publish_action(action, scope, timeout=60))
+        await flush(*members)
+        await flush(*members)
+        for i, ((_, scope, typ), stream) in enumerate(zip(pubs, streams, strict=True)):
+            results = drain(stream)
+            await stream.aclose()
+            assert all(r.data == str(i).encode() for r in results)  # only its own results
+            answered_by = Counter(int(r.context) for r in results)
+            plain = {n for n, s in enumerate(subs) if s[1:3] == (scope, typ) and not s[3]}
+            groups = {s[3] for s in subs if s[1:3] == (scope, typ) and s[3]}
+            assert {n for n in answered_by if not subs[n][3]} == plain, (protocol, i)
+            assert all(answered_by[n] == 1 for n in plain)
+            for g in groups:
+                in_group = [n for n in answered_by if subs[n][1:4] == (scope, typ, g)]
+                assert sum(answered_by[n] for n in in_group) == 1, (protocol, i, g)
+    finally:
+        for b in members:
+            await b.close()
+
+
+@pytest.mark.parametrize("protocol", ["loopback", pytest.param("mqtt5", marks=pytest.mark.mqtt)])
+def test_random_action_scenarios_match_the_model(protocol: str, mosquitto_session: Any) -> None:
+    @settings(
+        max_examples=40 if protocol == "mqtt5" else 150,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(scenario)
+    def check(sc: tuple[list[Any], list[Any]]) -> None:
+        asyncio.run(_run_actions(protocol, mosquitto_session.url, *sc))
+
+    check()
