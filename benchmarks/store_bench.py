@@ -180,6 +180,13 @@ def main() -> None:
     print(f"{'encode one entry (us, included above)':<42}{'-':>14}{'-':>18}{enc_us:>12.2f}")
     print()
     print(f"targets: batch 1 >= 90%, batch 64 >= 80% of append+fsync; log held {entries:,} entries")
+    for b in (1, 64):
+        ratios = [s / f for s, f in zip(results[f"store{b}"], results[f"fsync{b}"], strict=True)]
+        print(
+            f"  batch {b:<2}: RaftStore / append+fsync per round: "
+            + " ".join(f"{r:.0%}" for r in ratios)
+            + f"  (median {statistics.median(ratios):.0%})"
+        )
     for k in sorted(results):
         print(f"  rounds {k:<12} " + " ".join(f"{x:,.0f}" for x in results[k]))
 
