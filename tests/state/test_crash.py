@@ -1,4 +1,10 @@
-"""Crash and restart with real member processes on a real Mosquitto (SIGKILL)."""
+"""Crash and restart with real member processes on a real Mosquitto (SIGKILL).
+
+Three members with persistent stores; in each round every member streams proposals,
+the current leader is killed with SIGKILL in the middle and restarted from its store.
+At the end every proposal that returned success is in every member's state, and the
+three states are equal. ``-m slow`` runs more rounds.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,16 +43,12 @@ async def until(cond: Callable[[], Any], timeout: float, what: str) -> None:
         await asyncio.sleep(0.02)
 
 
-async def states(procs: list[MemberProc]) -> list[dict[str, Any]]:
-    return [await p.call({"cmd": "state"}, 30) for p in procs]
-
-
 async def converge(procs: list[MemberProc], timeout: float = 60) -> list[dict[str, str]]:
     """Wait until every member applied the same index and holds the same state."""
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
     while True:
-        got = await states(procs)
+        got = [await p.call({"cmd": "state"}, 30) for p in procs]
         same = all(g["ok"] for g in got) and len({g["applied"] for g in got}) == 1
         if same and all(g["state"] == got[0]["state"] for g in got):
             return [g["state"] for g in got]
@@ -55,8 +57,19 @@ async def converge(procs: list[MemberProc], timeout: float = 60) -> list[dict[st
         await asyncio.sleep(0.1)
 
 
+async def leader_of(procs: list[MemberProc], timeout: float = 30) -> int:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while True:
+        roles = [(await p.call({"cmd": "status"}))["role"] for p in procs]
+        if roles.count("Leader") == 1:
+            return roles.index("Leader")
+        assert loop.time() < end, f"no single leader: {roles}"
+        await asyncio.sleep(0.05)
+
+
 @pytest.fixture
-async def cleanup() -> Any:
+async def cleanup() -> AsyncIterator[list[MemberProc]]:
     procs: list[MemberProc] = []
     yield procs
     for p in procs:
@@ -65,21 +78,21 @@ async def cleanup() -> Any:
             await p.wait()
 
 
-async def test_leader_killed_during_proposals_and_restarted(
-    mosquitto: Mosquitto, tmp_path: Path, cleanup: list[MemberProc]
+async def run_crash_rounds(
+    broker: Mosquitto, tmp: Path, cleanup: list[MemberProc], rounds: int
 ) -> None:
-    cluster = f"crash{os.getpid()}"
+    cluster = f"crash{os.getpid()}{uuid.uuid4().hex[:4]}"
     ids = [f"m{i}-{uuid.uuid4().hex[:8]}" for i in range(3)]
 
     def make(i: int) -> MemberProc:
         p = MemberProc(
-            mosquitto.url,
+            broker.url,
             cluster,
             ids[i],
-            store=str(tmp_path / f"s{i}"),
+            store=str(tmp / f"s{i}"),
             bootstrap=(i == 0),
             opts=OPTS,
-            log_path=str(tmp_path / f"m{i}.log"),
+            log_path=str(tmp / f"m{i}.log"),
         )
         cleanup.append(p)
         return p
@@ -90,46 +103,58 @@ async def test_leader_killed_during_proposals_and_restarted(
         procs.append(make(i))
         await procs[i].start()
 
-    status = [await p.call({"cmd": "status"}) for p in procs]
-    leader_i = next(i for i, s in enumerate(status) if s["role"] == "Leader")
-    assert leader_i == 0
+    acked: set[str] = set()
+    for r in range(rounds):
+        leader_i = await leader_of(procs)
+        streams = [
+            p.send({"cmd": "stream", "prefix": f"r{r}p{i}-", "count": 200, "timeout": 60})
+            for i, p in enumerate(procs)
+        ]
+        victim = procs[leader_i]
+        await until(lambda v=victim: len(v.acked) >= 60, 60, "acknowledged proposals")
+        streams[leader_i].add_done_callback(lambda f: f.exception())  # dies with the process
+        victim.kill()
+        assert await victim.wait() == -9
+        acked |= set(victim.acked)  # what it acknowledged before it died
 
-    streams = [
-        p.send({"cmd": "stream", "prefix": f"p{i}-", "count": 300, "timeout": 60})
-        for i, p in enumerate(procs)
-    ]
-    victim = procs[leader_i]
-    await until(lambda: len(victim.acked) >= 100, 60, "100 acknowledged proposals on the leader")
-    streams[leader_i].add_done_callback(lambda f: f.exception())  # dies with the process
-    victim.kill()
-    assert await victim.wait() == -9
-    acked_before_kill = list(victim.acked)
+        again = make(leader_i)  # restart from its store: same id, same arguments
+        await again.start()
+        procs[leader_i] = again
 
-    # restart the killed member from its store (same id, same arguments)
-    again = make(leader_i)
-    await again.start()
-    procs[leader_i] = again
+        results = await asyncio.wait_for(
+            asyncio.gather(*(s for i, s in enumerate(streams) if i != leader_i)), 180
+        )
+        for res in results:
+            assert res["ok"] and res["failed"] == 0, res
+        for i, p in enumerate(procs):
+            if i != leader_i:
+                acked |= set(p.acked)
+                p.acked.clear()
 
-    survivors = [s for i, s in enumerate(streams) if i != leader_i]
-    results = await asyncio.wait_for(asyncio.gather(*survivors), 180)
-    for r in results:
-        assert r["ok"] and r["failed"] == 0, r
-    # the restarted member proposes too
-    r = await again.call({"cmd": "stream", "prefix": "after-", "count": 50, "timeout": 60}, 120)
-    assert r["ok"] and r["acked"] == 50
+    last = await procs[0].call({"cmd": "stream", "prefix": "end-", "count": 20, "timeout": 60})
+    assert last["ok"] and last["acked"] == 20
+    acked |= set(procs[0].acked)
 
     final = await converge(procs)
-    acked = set(acked_before_kill) | set(again.acked)
-    for i, p in enumerate(procs):
-        if i != leader_i:
-            acked |= set(p.acked)
-    assert len(acked) >= 100 + 300 + 300 + 50 - 0
+    assert len(acked) >= rounds * (60 + 2 * 200) + 20
     for st in final:
         missing = [k for k in acked if k not in st]
         assert not missing, f"{len(missing)} acknowledged proposals missing, e.g. {missing[:5]}"
         assert all(bytes.fromhex(st[k]) == k.encode() for k in acked)
     assert final[0] == final[1] == final[2]
-    statuses = [await p.call({"cmd": "status"}) for p in procs]
-    assert sum(s["role"] == "Leader" for s in statuses) == 1
+    await leader_of(procs)
     for p in procs:
         await p.stop()
+
+
+async def test_leader_killed_during_proposals_and_restarted(
+    mosquitto: Mosquitto, tmp_path: Path, cleanup: list[MemberProc]
+) -> None:
+    await run_crash_rounds(mosquitto, tmp_path, cleanup, rounds=2)
+
+
+@pytest.mark.slow
+async def test_leader_killed_many_times(
+    mosquitto: Mosquitto, tmp_path: Path, cleanup: list[MemberProc]
+) -> None:
+    await run_crash_rounds(mosquitto, tmp_path, cleanup, rounds=10)
