@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from collections import deque
 from typing import Any
@@ -84,7 +85,7 @@ class Net:
         d = self.disk[i]
         core = RaftCore(
             self.config(i),
-            random.Random(hash((self.seed, i)) & 0xFFFF),
+            random.Random(f"{self.seed}/{i}/{os.environ.get('CORE_TEST_SEED', '')}"),
             self.now,
             hard_state=d["hs"],
             snapshot=d["snap"],

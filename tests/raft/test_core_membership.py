@@ -166,7 +166,7 @@ def test_demoted_leader_that_crashed_before_replicating_can_still_finish() -> No
     net.drain()
     net.crash_restart("a")
     net.heal()
-    for _ in range(60):
+    for _ in range(200):
         net.tick(0.1)
         if net.leader() == "b" and net["b"].commit_index == net["b"].last_index:
             break

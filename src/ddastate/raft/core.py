@@ -378,11 +378,13 @@ class RaftCore:
         self._leader_addr = leader_addr
         self._votes = set()
         self._prevote = False
-        self._election_deadline = self._now + self._rand(self.cfg.heartbeat_timeout)
-        self._last_contact = self._now
+        # A newer term alone does not reset the election timer (only a granted vote or
+        # leader contact does), else a candidate that cannot win keeps the one that
+        # can from ever timing out.
         self._heartbeat_next = _FOREVER
         self._lease_next = _FOREVER
         if was_leader:
+            self._election_deadline = self._now + self._rand(self.cfg.heartbeat_timeout)
             self._on_leadership_lost()
 
     def _on_leadership_lost(self) -> None:
