@@ -80,10 +80,12 @@ class InmemLogStore:
                 d[log.index] = log
             lo = logs[0].index
             hi = logs[-1].index
+            if lo > hi:  # not in ascending order (callers normally pass a run)
+                lo, hi = min(lg.index for lg in logs), max(lg.index for lg in logs)
             if self._first == 0 or lo < self._first:
-                self._first = min(lo, min(log.index for log in logs))
+                self._first = lo
             if hi > self._last:
-                self._last = max(hi, max(log.index for log in logs))
+                self._last = hi
 
     def delete_range(self, min_index: int, max_index: int) -> None:
         with self._lock:
