@@ -278,6 +278,10 @@ async def test_barrier_and_verify_leader() -> None:
         assert stats["state"] == "Leader"
         assert int(stats["applied_index"]) >= b.index
         assert stats["num_peers"] == "2"
+        assert stats["last_contact"] == "0"
+        follower = c.followers()[0]
+        assert follower.stats()["last_contact"].endswith("ms")
+        assert follower.last_contact() is not None
         assert leader.leader() == (leader.local_addr, leader.local_id)
 
 

@@ -708,8 +708,11 @@ class Raft:
         if self._observers and isinstance(cmd, RequestVoteRequest | RequestPreVoteRequest):
             self._observe(RequestVoteObservation(cmd))
         assert self._loop is not None
+        now = self._loop.time()
+        if type(cmd) is AppendEntriesRequest:
+            self._last_contact = now  # hashicorp's LastContact: last AppendEntries seen
         try:
-            self._c.step(cmd, rpc, self._loop.time())
+            self._c.step(cmd, rpc, now)
         except Exception:
             logger.exception("raft %s: request %s could not be processed", self.local_id, cmd)
             rpc.respond(None, RaftError("request could not be processed"))
@@ -1195,9 +1198,6 @@ class Raft:
         leader = (ss.leader_addr, ss.leader_id)
         if leader != self._leader:
             self._leader = leader
-            if leader[1]:
-                assert self._loop is not None
-                self._last_contact = self._loop.time()
             self._observe(LeaderObservation(leader_addr=leader[0], leader_id=leader[1]))
 
     def _on_configuration_changed(self) -> None:
@@ -1457,7 +1457,7 @@ class Raft:
         return self._core.term if self._core is not None else 0
 
     def last_contact(self) -> float | None:
-        """Loop time of the last leader change seen (coarse; for stats)."""
+        """Loop time of the last AppendEntries (or heartbeat) received; None if never."""
         return self._last_contact
 
     def stats(self) -> dict[str, str]:
@@ -1482,6 +1482,7 @@ class Raft:
             "num_peers": str(
                 sum(1 for s in cfg if s.id != self.local_id and s.suffrage == ServerSuffrage.VOTER)
             ),
+            "last_contact": self._last_contact_text(),
             "protocol_version": str(PROTOCOL_VERSION),
             "protocol_version_min": str(PROTOCOL_VERSION),
             "protocol_version_max": str(PROTOCOL_VERSION),
@@ -1489,6 +1490,13 @@ class Raft:
             "snapshot_version_max": "1",
             "pending_proposals": str(len(self._proposals) + len(self._futures)),
         }
+
+    def _last_contact_text(self) -> str:
+        if self._state is RaftState.LEADER:
+            return "0"
+        if self._last_contact is None or self._loop is None:
+            return "never"
+        return f"{(self._loop.time() - self._last_contact) * 1e3:.3f}ms"
 
     # ------------------------------------------------------------- config
 
