@@ -180,7 +180,12 @@ class Member:
         self.wait_for(READY_TEXT[self.kind], timeout)
 
     def stop(self, timeout: float = 30.0) -> int | None:
-        """SIGTERM (leave the group gracefully) and wait; SIGKILL if it hangs."""
+        """SIGTERM (leave the group gracefully) and wait; returns the exit code.
+
+        A process that does not end within ``timeout`` gets SIGQUIT first when it is a
+        Go sidecar (the Go runtime writes every goroutine's stack to the log and exits
+        with 2, see :meth:`hung_in_transport_close`), then SIGKILL.
+        """
         if self.proc is None:
             return None
         if self.proc.poll() is None:
@@ -188,9 +193,28 @@ class Member:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                if self.kind == "go":
+                    self.proc.send_signal(signal.SIGQUIT)
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        self.proc.wait(10)
+                if self.proc.poll() is None:
+                    self.proc.kill()
+                    self.proc.wait()
         return self.proc.returncode
+
+    def hung_in_transport_close(self) -> bool:
+        """True when this Go sidecar's goroutine dump shows the reference's shutdown
+        deadlock: RaftTransport.Close waits for its lock while an RPC handler holding
+        the read lock blocks handing an RPC to the Raft loop that has already stopped
+        (dda v0.43.0 services/state/raft/transport.go; a graceful close of a follower
+        that receives an AppendEntries while shutting down never ends)."""
+        out = self.current_output()
+        return (
+            self.kind == "go"
+            and "SIGQUIT" in out
+            and "raft.(*RaftTransport).Close" in out
+            and "raft.(*RaftTransport).handleRpc" in out
+        )
 
     def kill(self) -> None:
         """SIGKILL: the member vanishes without a goodbye."""

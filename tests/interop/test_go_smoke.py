@@ -58,5 +58,8 @@ async def test_two_go_sidecars_form_a_group_and_propose(go_group: MixedGroup) ->
         # current state), so check that the changes seen lead to the final state.
         await wb.wait_for(lambda seen: bool(seen) and seen[-1] == Input(InputOp.DELETE, "x"))
         assert Input(InputOp.SET, "y", b"2") in wb.seen
-    assert b.stop() == 0
-    assert a.stop() == 0
+    # A Go follower's graceful close can hang in the reference itself when an
+    # AppendEntries arrives while it shuts down (see Member.hung_in_transport_close).
+    code = await asyncio.to_thread(b.stop, 10)
+    assert code == 0 or b.hung_in_transport_close(), (code, b.current_output()[-3000:])
+    assert await asyncio.to_thread(a.stop) == 0
