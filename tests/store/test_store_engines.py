@@ -337,3 +337,13 @@ def test_open_store_from_config(tmp_path: Path) -> None:
     cfg.services.store.engine = "pebble"
     with open_store_from_config(cfg) as s:
         assert isinstance(s, SqliteStore)
+
+
+def test_sequence_overwrites_within_and_across_calls(store: Store) -> None:
+    store.seq_put_many("log", [(i, b"old") for i in range(250, 300)])
+    # 600 rows in several statements; some exist already, one repeats inside the call
+    batch = [(i, b"new%d" % i) for i in range(1, 601)] + [(5, b"last")]
+    store.seq_put_many("log", batch)
+    got = dict(store.seq_scan("log", 0, MAX))
+    assert len(got) == 600 and got[5] == b"last" and got[260] == b"new260"
+    assert store.seq_bounds("log") == (1, 600)

@@ -81,7 +81,7 @@ class SqliteStore(Store):
         self._lock = threading.Lock()
         self._closed = False
         self._seq_sql: dict[str, tuple[str, str, str, str, str]] = {}
-        self._insert_cache: dict[tuple[str, int], str] = {}
+        self._insert_cache: dict[tuple[str, int, bool], str] = {}
         path = os.path.join(self.location, DB_NAME)
         try:
             # Implicit transactions (the sqlite3 default): a write statement opens one and
@@ -266,7 +266,7 @@ class SqliteStore(Store):
             except sqlite3.Error as e:
                 raise self._fail(f"create sequence {seq}", e) from e
             sql = self._seq_sql[seq] = (
-                f"INSERT OR REPLACE INTO {t} (i, v) VALUES ",
+                f"INTO {t} (i, v) VALUES ",
                 f"SELECT v FROM {t} WHERE i = ?",
                 f"DELETE FROM {t} WHERE i >= ? AND i <= ?",
                 f"SELECT min(i), max(i) FROM {t}",
@@ -274,12 +274,13 @@ class SqliteStore(Store):
             )
         return sql
 
-    def _insert_sql(self, seq: str, rows: int) -> str:
+    def _insert_sql(self, seq: str, rows: int, replace: bool) -> str:
         """One INSERT of ``rows`` rows (call with the lock held); cached by size."""
-        key = (seq, rows)
+        key = (seq, rows, replace)
         sql = self._insert_cache.get(key)
         if sql is None:
-            sql = self._seq(seq)[0] + ",".join(("(?,?)",) * rows)
+            verb = "INSERT OR REPLACE " if replace else "INSERT "
+            sql = verb + self._seq(seq)[0] + ",".join(("(?,?)",) * rows)
             if len(self._insert_cache) > 512:
                 self._insert_cache.clear()
             self._insert_cache[key] = sql
@@ -287,7 +288,9 @@ class SqliteStore(Store):
 
     def seq_put_many(self, seq: str, items: Sequence[tuple[int, bytes]]) -> None:
         # One multi-row INSERT per chunk of rows: about half the CPU of executemany,
-        # which steps the statement once per row.
+        # which steps the statement once per row. A plain INSERT is cheaper than
+        # INSERT OR REPLACE; overwriting existing records is rare (a log is appended
+        # to), so the transaction is retried with REPLACE when a key already exists.
         shift = _SHIFT
         args: list[object] = []
         push = args.append
@@ -303,13 +306,12 @@ class SqliteStore(Store):
         with self._lock:
             if self._closed:
                 raise StoreClosedError(f"store {self.location!r} is closed")
-            db = self._db
             try:
-                for lo in range(0, n, _ROWS_PER_INSERT):
-                    rows = min(_ROWS_PER_INSERT, n - lo)
-                    sql = self._insert_sql(seq, rows)
-                    db.execute(sql, args[2 * lo : 2 * (lo + rows)] if rows != n else args)
-                db.commit()
+                try:
+                    self._insert_rows(seq, args, n, replace=False)
+                except sqlite3.IntegrityError:
+                    self._db.rollback()
+                    self._insert_rows(seq, args, n, replace=True)
             except (OverflowError, sqlite3.Error) as e:
                 # indexes are checked here, on failure only: one outside 0..2**64-1 does
                 # not fit SQLite's shifted int64 key, a float is a datatype mismatch
@@ -319,6 +321,14 @@ class SqliteStore(Store):
                 if isinstance(e, sqlite3.Error):
                     raise self._fail(f"append to {seq}", e) from e
                 raise
+
+    def _insert_rows(self, seq: str, args: list[object], n: int, replace: bool) -> None:
+        db = self._db
+        for lo in range(0, n, _ROWS_PER_INSERT):
+            rows = min(_ROWS_PER_INSERT, n - lo)
+            sql = self._insert_sql(seq, rows, replace)
+            db.execute(sql, args[2 * lo : 2 * (lo + rows)] if rows != n else args)
+        db.commit()
 
     def seq_get(self, seq: str, index: int) -> bytes | None:
         key = check_index(index) - _SHIFT
