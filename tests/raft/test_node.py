@@ -526,3 +526,21 @@ async def test_module_bootstrap_and_has_existing_state() -> None:
         assert await r.apply(b"solo") == r.applied_index()
     assert r.state is RaftState.SHUTDOWN
     assert fsm.logs == [b"solo"]
+
+
+async def test_removed_member_keeps_running_without_shutdown_on_remove() -> None:
+    async with await Cluster.create(3, config=fast_config(shutdown_on_remove=False)) as c:
+        leader = await c.wait_for_leader()
+        term = leader.current_term()
+        victim = c.followers()[0]
+        await leader.remove_server(victim.local_id)
+        # As in hashicorp the leader stops replicating to a removed server, which may
+        # never learn of its removal; without ShutdownOnRemove it is not shut down, and
+        # its election attempts do not disturb the remaining members.
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 5 * 0.1
+        while loop.time() < until:
+            await leader.apply(b"after-removal")
+        assert victim.state is not RaftState.SHUTDOWN
+        assert leader.state is RaftState.LEADER and leader.current_term() == term
+        assert (await leader.get_configuration()).get(victim.local_id) is None
