@@ -129,6 +129,7 @@ class RaftStore:
         self._lock = threading.Lock()
         self._first = 0
         self._last = 0
+        self._empty = True
         if location:
             self._kv = SqliteStore(os.path.join(location, "store"))
             try:
@@ -156,6 +157,7 @@ class RaftStore:
 
     def _load_bounds(self) -> None:
         bounds = self._kv.seq_bounds(LOG_SEQ)
+        self._empty = bounds is None
         self._first, self._last = (0, 0) if bounds is None else bounds
 
     # ---------------------------------------------------------------- LogStore
@@ -214,10 +216,13 @@ class RaftStore:
         pairs = list(zip(idx, encode_logs(logs), strict=True))
         with self._lock:
             self._kv.seq_put_many(LOG_SEQ, pairs)
-            if self._first == 0 or lo < self._first:
-                self._first = lo
-            if hi > self._last:
-                self._last = hi
+            if self._empty:
+                self._first, self._last, self._empty = lo, hi, False
+            else:
+                if lo < self._first:
+                    self._first = lo
+                if hi > self._last:
+                    self._last = hi
         for e in logs:
             if e.type == LogType.CONFIGURATION:
                 self._on_configuration(e)
