@@ -12,16 +12,37 @@ import random
 
 import pytest
 
-from ddastate.raft import LeadershipLostError, NotLeaderError, RaftError, RaftState
+from ddastate.raft import (
+    InmemLogStore,
+    InmemStableStore,
+    LeadershipLostError,
+    NotLeaderError,
+    RaftError,
+    RaftState,
+)
 from ddastate.raft.testing import Cluster, RecordingFSM, fast_config
 
 pytestmark = pytest.mark.timeout(120)
 
 
-async def _chaos(seed: int, rounds: int, members: int = 5) -> None:
+class _ThreadedLogStore(InmemLogStore):
+    inline_safe = False  # every write goes through the node's writer thread
+
+
+class _ThreadedStableStore(InmemStableStore):
+    inline_safe = False
+
+
+async def _chaos(seed: int, rounds: int, members: int = 5, threaded: bool = False) -> None:
     rng = random.Random(seed)
     cfg = fast_config(trailing_logs=20, snapshot_threshold=40, snapshot_interval=0.05)
-    async with await Cluster.create(members, config=cfg, seed=seed) as c:
+    extra: dict[str, object] = {}
+    if threaded:
+        extra = {
+            "log_store_factory": _ThreadedLogStore,
+            "stable_store_factory": _ThreadedStableStore,
+        }
+    async with await Cluster.create(members, config=cfg, seed=seed, **extra) as c:  # type: ignore[arg-type]
         c.network.rpc_timeout = 0.05
         await c.wait_for_leader()
         ids = list(c.members)
@@ -88,12 +109,12 @@ async def _chaos(seed: int, rounds: int, members: int = 5) -> None:
         assert all(r.state is not RaftState.SHUTDOWN for r in c.nodes())
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-async def test_chaos_short(seed: int) -> None:
-    await _chaos(seed, rounds=15)
+@pytest.mark.parametrize(("seed", "threaded"), [(1, False), (2, False), (3, True), (4, True)])
+async def test_chaos_short(seed: int, threaded: bool) -> None:
+    await _chaos(seed, rounds=15, threaded=threaded)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(100, 120))
 async def test_chaos_long(seed: int) -> None:
-    await _chaos(seed, rounds=80)
+    await _chaos(seed, rounds=80, threaded=seed % 2 == 1)
