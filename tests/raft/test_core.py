@@ -55,8 +55,11 @@ class Net:
         voters: list[str] | None = None,
         nonvoters: tuple[str, ...] = (),
         seed: int = 1,
+        env_seed: bool = True,
         **cfg: Any,
     ) -> None:
+        # CORE_TEST_SEED varies the members' timers to shake out timing assumptions
+        self.env_seed = os.environ.get("CORE_TEST_SEED", "") if env_seed else ""
         self.now = 0.0
         self.cfg = cfg
         self.seed = seed
@@ -69,6 +72,7 @@ class Net:
         self.applied: dict[str, list[Log]] = {}
         self.readies: dict[str, list[Ready]] = {}
         self.install_ok = True
+        self.trace: list[tuple[str, str, Any, bool]] | None = None
         c = conf(*(voters if voters is not None else ids), nonvoters=nonvoters)
         for i in ids:
             self.disk[i] = {"hs": HardState(1, 0, b""), "log": boot_entries(c), "snap": None}
@@ -85,7 +89,7 @@ class Net:
         d = self.disk[i]
         core = RaftCore(
             self.config(i),
-            random.Random(f"{self.seed}/{i}/{os.environ.get('CORE_TEST_SEED', '')}"),
+            random.Random(f"{self.seed}/{i}/{self.env_seed}"),
             self.now,
             hard_state=d["hs"],
             snapshot=d["snap"],
@@ -146,20 +150,28 @@ class Net:
                     self.parked.append((kind, item))
                     continue
                 if (frm, to) in self.cut or to not in self.cores:
+                    if self.trace is not None:
+                        self.trace.append((frm, to, req, False))
                     if frm in self.cores:
                         self.cores[frm].on_failure(to, req, self.now)
                         self.process(frm)
                     continue
+                if self.trace is not None:
+                    self.trace.append((frm, to, req, True))
                 self.cores[to].step(req, (frm, req), self.now)
                 self.process(to)
             else:
                 frm, token, resp = item
                 sender, req = token
                 if (frm, sender) in self.cut or sender not in self.cores:
+                    if self.trace is not None:
+                        self.trace.append((frm, sender, resp, False))
                     if sender in self.cores:
                         self.cores[sender].on_failure(frm, req, self.now)
                         self.process(sender)
                     continue
+                if self.trace is not None:
+                    self.trace.append((frm, sender, resp, True))
                 self.cores[sender].on_response(frm, req, resp, self.now)
                 self.process(sender)
             for i in list(self.cores):

@@ -499,7 +499,10 @@ class RaftCore:
             ids.add(s.id)
             pr = self._progress.get(s.id)
             if pr is None:
-                self._progress[s.id] = Progress(s.id, s.address, self.last_index + 1, self._now)
+                # start with the newest entry (the configuration that added it), so the
+                # new member is probed at once
+                nxt = max(self.last_index, 1)
+                self._progress[s.id] = Progress(s.id, s.address, nxt, self._now)
             else:
                 pr.addr = s.address
         for pid in list(self._progress):

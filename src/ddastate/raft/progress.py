@@ -81,6 +81,7 @@ class Progress:
         """Stop pipelining and forget everything in flight."""
         self.inflight.clear()
         self.pipelining = False
+        self.commit_sent = 0  # what was in flight may never have arrived
 
 
 __all__ = ["Progress", "backoff"]
