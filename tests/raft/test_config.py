@@ -113,3 +113,11 @@ async def test_raft_constructor_validates_config() -> None:
         Raft(Config(local_id="a", max_append_entries=5000), *parts)
     r = Raft(Config(), *parts, local_id="a")  # local_id given separately
     assert r.local_id == "a"
+
+
+def test_gil_switch_interval_validation() -> None:
+    Config(local_id="a", gil_switch_interval=None).validate()
+    with pytest.raises(ConfigError, match="gil_switch_interval"):
+        Config(local_id="a", gil_switch_interval=0.5).validate()
+    with pytest.raises(ConfigError, match="gil_switch_interval"):
+        Config(local_id="a", gil_switch_interval=-1.0).validate()

@@ -62,6 +62,12 @@ class Config:
         tick_interval: period of the node's clock tick fed to the core (seconds); None picks
             min(heartbeat_timeout/10, commit_timeout) capped to at least 1 ms.
         max_batch_proposals: proposals taken into one log append (group commit).
+        gil_switch_interval: when the node starts its storage writer thread (stores that
+            are not ``inline_safe``), it lowers the PROCESS-WIDE ``sys.setswitchinterval``
+            to this many seconds if it is higher. With CPython's default 5 ms the event
+            loop can wait up to 5 ms for the GIL behind the writer thread on every
+            syscall; 0.5 ms halves the time of a durable replicated write under load.
+            None leaves the interpreter setting alone.
     """
 
     local_id: str = ""
@@ -81,6 +87,7 @@ class Config:
     pipeline_window: int = 128
     tick_interval: float | None = None
     max_batch_proposals: int = 4096
+    gil_switch_interval: float | None = 0.0005
 
     def validate(self) -> None:
         """Raise ConfigError unless the settings are usable (hashicorp's ValidateConfig)."""
@@ -141,6 +148,12 @@ class Config:
                 raise ConfigError(
                     f"tick_interval ({self.tick_interval}s) must be at most half of "
                     f"heartbeat_timeout ({self.heartbeat_timeout}s)"
+                )
+        if self.gil_switch_interval is not None:
+            _check_duration("gil_switch_interval", self.gil_switch_interval, 0.00001)
+            if self.gil_switch_interval > 0.1:
+                raise ConfigError(
+                    f"gil_switch_interval is too high ({self.gil_switch_interval}s > 0.1s)"
                 )
         _check_int("max_batch_proposals", self.max_batch_proposals)
         if self.max_batch_proposals < 1:

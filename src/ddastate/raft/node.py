@@ -30,6 +30,7 @@ import io
 import logging
 import queue
 import random
+import sys
 import threading
 import time
 from collections import deque
@@ -516,6 +517,15 @@ class Raft:
         loaded = await asyncio.to_thread(self._load_sync)
         self._build_core(loaded)
         if not self._inline:
+            sw = self._config.gil_switch_interval
+            if sw is not None and sys.getswitchinterval() > sw:
+                logger.info(
+                    "raft %s: lowering the interpreter's GIL switch interval to %gs "
+                    "(Config.gil_switch_interval)",
+                    self.local_id,
+                    sw,
+                )
+                sys.setswitchinterval(sw)
             self._writer = _Writer(loop, self._logs, self._stable, self._on_written)
         self._transport.set_heartbeat_handler(self._on_rpc)
         set_handler = getattr(self._transport, "set_rpc_handler", None)
