@@ -136,3 +136,33 @@ def test_command_line(capsys: pytest.CaptureFixture[str]) -> None:
 def test_sweep_long() -> None:
     res = run_seeds(range(500, 5500), stop_on_failure=False)
     assert res.failures == []
+
+
+class _CounterFsm:
+    """A user FSM: adds the number in each command to a total."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.count = 0
+
+    def apply(self, log: Log) -> object:
+        if log.data and log.type == 0:
+            self.total += int(log.data)
+            self.count += 1
+        return self.total
+
+    def snapshot(self) -> bytes:
+        return f"{self.total},{self.count}".encode()
+
+    def restore(self, data: bytes) -> None:
+        t, c = data.split(b",")
+        self.total, self.count = int(t), int(c)
+
+
+def test_user_fsm_and_commands() -> None:
+    def command(rng: object, n: int) -> bytes:
+        return str(n % 7).encode()
+
+    for seed in range(10):
+        sim = Simulation(seed=seed, fsm_factory=_CounterFsm, command_factory=command).run()
+        assert any(o.status == "ok" for o in sim.history)
