@@ -227,3 +227,26 @@ def test_apply_and_snapshot_from_threads_are_consistent() -> None:
     for s in snaps:  # every snapshot is a prefix of the applied sequence
         n = len(s)
         assert all(f"k{i}" in s for i in range(n))
+
+
+def test_apply_batch_matches_apply_one_by_one() -> None:
+    logs = [
+        entry(1, Input(InputOp.SET, "a", b"1")),
+        entry(2, Input(InputOp.SET, "b", b"2")),
+        Log(index=3, term=1, data=b"\xc1"),
+        entry(4, Input(InputOp.DELETE, "a")),
+        entry(5, Input(InputOp.UNDEFINED, "z")),
+        Log(index=6, term=1, data=msgpack.packb({"Key": b"k", "Op": 9}, use_bin_type=False)),
+        entry(7, Input(InputOp.SET, "c", None)),
+    ]
+    one, batch = RaftFsm(), RaftFsm()
+    seen_one: list[Input] = []
+    seen_batch: list[Input] = []
+    one.add_state_change_observer(seen_one.append)
+    batch.add_state_change_observer(seen_batch.append)
+    r1 = [one.apply(log) for log in logs]
+    r2 = batch.apply_batch(logs)
+    assert [type(r) for r in r1] == [type(r) for r in r2]
+    assert [str(r) for r in r1] == [str(r) for r in r2]
+    assert one.state() == batch.state() == {"b": b"2", "c": b""}
+    assert seen_one == seen_batch

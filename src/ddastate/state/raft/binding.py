@@ -14,6 +14,22 @@ leader's group commit) and answered when the node's apply future resolves, which
 happens only after the entry *and everything before it* is applied to the leader's FSM,
 the reference's barrier condition, without a barrier entry per request. An ``av`` is
 answered after an explicit barrier, as the reference does.
+
+Differences from the reference, all in the caller's favour and invisible on the wire:
+
+- a forwarded proposal whose leader changes (this member included) is retried at once
+  instead of waiting out lfwTimeout. As in the reference, a retried proposal may be
+  applied twice if the old leader committed it before it failed to answer; SET and
+  DELETE are idempotent on the state, but observers then see the change twice;
+- ``open`` returns only after a joining or restarting member applied the log it was
+  given (up to startupTimeout), so its observers start from the group's state;
+- a restarting member with stored state never bootstraps (the reference fails there);
+- option values of the wrong type are errors (the reference silently takes defaults).
+
+ddastate extensions (all off by default; Go peers neither need nor notice them except
+``pipeline`` and ``preVote``, which are for all-Python groups only): ``trailingLogs``,
+``maxAppendEntries`` (larger AppendEntries batches, which Go followers accept),
+``pipeline`` and ``preVote``.
 """
 
 from __future__ import annotations
