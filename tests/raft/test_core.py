@@ -693,3 +693,22 @@ def test_snapshot_info_round_trip_on_restart() -> None:
     net.drain()
     info = core.snapshot_point(core.commit_index)
     assert isinstance(info, SnapshotInfo) and info.index == core.commit_index
+
+
+def test_newer_term_alone_does_not_reset_election_timer() -> None:
+    # A candidate that cannot win (stale log) must not keep the member that can win
+    # from timing out: only a granted vote or leader contact resets the timer.
+    net = Net(["a", "b", "c"])
+    net.elect("a")
+    net.tick(0.1)
+    core = net["b"]
+    core._leader_id = ""  # its leader went silent
+    deadline = core.next_deadline()
+    stale = hdr(RequestVoteRequest(term=9, last_log_index=0, last_log_term=0), "c")
+    rd = net.step_to("b", stale)
+    assert not rd.replies[0].response.granted  # type: ignore[union-attr]
+    assert core.term == 9
+    assert core.next_deadline() == deadline
+    ok = hdr(RequestVoteRequest(term=10, last_log_index=9, last_log_term=9), "c")
+    assert net.step_to("b", ok).replies[0].response.granted  # type: ignore[union-attr]
+    assert core.next_deadline() != deadline

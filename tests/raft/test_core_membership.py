@@ -155,10 +155,14 @@ def test_removed_leader_steps_down_and_reports_removed() -> None:
     assert "a" not in suffrages(net, ld)
 
 
-def test_demoted_leader_that_crashed_before_replicating_can_still_finish() -> None:
+@pytest.mark.parametrize("seed", range(12))
+def test_demoted_leader_that_crashed_before_replicating_can_still_finish(seed: int) -> None:
     # Raft thesis 4.2.2: a voter of the committed configuration campaigns while a newer
     # configuration that demotes it is uncommitted, counting only the latest voters.
-    net = Net(["a", "b"])
+    # Found by the simulation (a two-voter group stuck forever). Several timer seeds:
+    # with some, the member that cannot win kept resetting the other's election timer
+    # by its newer terms (fixed: a newer term alone no longer resets the timer).
+    net = Net(["a", "b"], seed=seed, env_seed=False)
     net.elect("a")
     settle(net)
     net.partition(["a"], ["b"])
