@@ -272,3 +272,22 @@ async def test_user_restore_replaces_state_everywhere() -> None:
         follower = c.followers()[0]
         with pytest.raises(NotLeaderError):
             await follower.restore(meta, io.BytesIO(data))
+
+
+async def test_leadership_transfer_blocks_proposals_and_times_out() -> None:
+    from ddastate.raft import LeadershipTransferInProgressError, RaftError
+
+    async with await Cluster.create(3) as c:
+        leader = await c.wait_for_leader()
+        await leader.apply(b"x")
+        target = next(m for m in c.members if m != leader.local_id)
+        c.network.disconnect(leader.local_id, target)  # the target cannot be reached
+        transfer = leader.leadership_transfer_to_server(target)
+        with pytest.raises(LeadershipTransferInProgressError):
+            await leader.apply(b"during-transfer")
+        with pytest.raises(RaftError):
+            await transfer  # times out after ElectionTimeout
+        c.heal()
+        if leader.state is RaftState.LEADER:
+            await leader.apply(b"after")
+        await c.wait_for_leader()
