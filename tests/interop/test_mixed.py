@@ -281,11 +281,15 @@ async def test_install_snapshot_from_other_side(
     await propose(a, inputs, in_flight=256)
     # Concurrent proposals commit in any order, so the leader's state is the reference:
     # every key holds one of the values proposed for it.
+    # (A Go member sends its current state from a goroutine of its own, so a change can
+    # overtake it: wait for every key, not just for the marker.)
     wa = await watch(watches, a)
     marker = await sync(a, [wa])
+    keys = {f"k{k}" for k in range(SNAPSHOT_KEYS)}
+    await wa.wait_for(lambda seen: keys <= apply_changes(seen).keys())
     want = apply_changes(wa.seen)
     want.pop(marker)
-    assert set(want) == {f"k{k}" for k in range(SNAPSHOT_KEYS)}
+    assert set(want) == keys
     proposed = {(i.key, i.value) for i in inputs}
     assert all((k, v) in proposed for k, v in want.items())
     joiner_opts: dict[str, Any] = dict(opts)
