@@ -1,7 +1,7 @@
 """The Raft simulation: seed sweeps with every fault, replay, and the invariant checks.
 
 Long run (documented command, not in CI):
-    python -m ddastate.raft.simulation --seeds 20000
+    python -m ddastate.raft.simulation --seeds 20000 --processes 2
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def _quiet() -> None:
 
 
 def test_sweep_500_seeds_all_faults() -> None:
-    res = run_seeds(range(500), stop_on_failure=False)
+    res = run_seeds(range(500), stop_on_failure=False, processes=2)
     assert res.failures == []
     st = res.stats
     # every kind of fault was really exercised

@@ -16,7 +16,7 @@ recorded and checked for linearizability. Invariants are checked after every ste
 Everything depends only on the seed: a failure names the seed and
 ``Simulation(seed=...).run()`` replays it exactly. Command line::
 
-    python -m ddastate.raft.simulation --seeds 20000          # long run
+    python -m ddastate.raft.simulation --seeds 20000 --processes 2   # long run
     python -m ddastate.raft.simulation --seed 1234 --verbose  # replay one seed
 
 Users can pass their own FSM factory (see :class:`SimFSM`).
@@ -979,8 +979,38 @@ class SweepResult:
     stats: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
-def run_seeds(seeds: range | list[int], stop_on_failure: bool = True, **kwargs: Any) -> SweepResult:
-    """Run the simulation for each seed; collect failures and fault statistics."""
+def _run_chunk(args: tuple[list[int], bool, dict[str, Any]]) -> SweepResult:
+    seeds, stop, kwargs = args
+    return run_seeds(seeds, stop_on_failure=stop, **kwargs)
+
+
+def run_seeds(
+    seeds: range | list[int],
+    stop_on_failure: bool = True,
+    processes: int = 1,
+    **kwargs: Any,
+) -> SweepResult:
+    """Run the simulation for each seed; collect failures and fault statistics.
+
+    ``processes`` > 1 spreads the seeds over that many worker processes (each seed
+    still runs alone and replays the same way).
+    """
+    if processes > 1:
+        import multiprocessing
+
+        seeds = list(seeds)
+        chunks = [seeds[i::processes] for i in range(processes)]
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(processes) as pool:
+            parts = pool.map(_run_chunk, [(c, stop_on_failure, kwargs) for c in chunks])
+        total = SweepResult()
+        for part in parts:
+            total.seeds += part.seeds
+            total.failures.extend(part.failures)
+            for k, v in part.stats.items():
+                total.stats[k] += v
+        total.failures.sort()
+        return total
     out = SweepResult()
     for s in seeds:
         out.seeds += 1
@@ -1008,6 +1038,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=2.0, help="virtual seconds of faults")
     p.add_argument("--verbose", action="store_true")
     p.add_argument("--keep-going", action="store_true", help="do not stop at the first failure")
+    p.add_argument("--processes", type=int, default=1, help="worker processes")
     a = p.parse_args(argv)
     if a.verbose:
         logging.basicConfig(level=logging.DEBUG)
@@ -1018,6 +1049,7 @@ def main(argv: list[str] | None = None) -> int:
     res = run_seeds(
         seeds,
         stop_on_failure=not a.keep_going,
+        processes=a.processes,
         members=a.members,
         duration=a.duration,
         verbose=a.verbose,
