@@ -14,6 +14,8 @@ change at a time taking effect when appended).
 
 from __future__ import annotations
 
+import logging
+
 from .commands import (
     AppendEntriesRequest,
     AppendEntriesResponse,
@@ -29,7 +31,6 @@ from .commands import (
     TimeoutNowResponse,
 )
 from .core_snapshot import Snapshots
-from .core_state import logger
 from .errors import (
     RaftError,
 )
@@ -39,6 +40,8 @@ from .ready import (
     Ready,
     Role,
 )
+
+logger = logging.getLogger(__name__)
 
 
 class RaftCore(Snapshots):

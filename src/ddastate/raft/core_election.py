@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from .commands import (
     RequestPreVoteRequest,
     RequestPreVoteResponse,
@@ -13,13 +15,15 @@ from .commands import (
 from .configuration import (
     ServerSuffrage,
 )
-from .core_state import CoreState, _text, logger
+from .core_state import CoreState, _text
 from .log import Log, LogType
 from .progress import Progress
 from .quorum import quorum_size
 from .ready import (
     Role,
 )
+
+logger = logging.getLogger(__name__)
 
 
 class Elections(CoreState):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from .commands import (
     AppendEntriesRequest,
     AppendEntriesResponse,
@@ -15,7 +17,7 @@ from .configuration import (
     encode_configuration,
 )
 from .core_leader import LeaderOps
-from .core_state import _VALID_TYPES, _text, logger
+from .core_state import _VALID_TYPES, _text
 from .errors import (
     RaftError,
 )
@@ -26,6 +28,8 @@ from .ready import (
     Message,
     Role,
 )
+
+logger = logging.getLogger(__name__)
 
 
 class Replication(LeaderOps):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from .commands import (
     InstallSnapshotRequest,
     InstallSnapshotResponse,
@@ -11,7 +13,7 @@ from .configuration import (
     decode_configuration,
 )
 from .core_replication import Replication
-from .core_state import _text, logger
+from .core_state import _text
 from .errors import (
     NothingNewToSnapshotError,
     RaftError,
@@ -22,6 +24,8 @@ from .ready import (
     SnapshotInfo,
     SnapshotInstall,
 )
+
+logger = logging.getLogger(__name__)
 
 
 class Snapshots(Replication):
