@@ -14,6 +14,18 @@ and with the same number in flight.
 Targets (issue 6, Mosquitto + durable stores): sequential propose at the leader p50
 <= 0.5 ms and p99 <= 1 ms, through a follower p50 <= 0.7 ms; >= 100,000 inputs/s with
 1024 in flight at p99 <= 10 ms.
+
+Options: ``--opts '{"pipeline": true, "maxAppendEntries": 1024}'`` runs the ddastate
+extensions (all-Python groups); ``--uvloop`` runs the members on uvloop.
+
+Where the time goes (one sequential propose at the leader, three members and Mosquitto in
+one process, measured by timestamps on the transport and the FSM; see the report of
+issue 6): propose to AppendEntries sent ~0.1 ms (binding, node flush, encode); AE over
+the broker ~0.18 ms; follower persist and reply ~0.15 ms in memory, ~0.8 ms durable
+(three members fsync the same entry on one disk at once); reply over the broker
+~0.18 ms; commit to FSM apply and back to the caller ~0.05 ms. Under load the leader
+spends its CPU per input in the com layer (MQTT parse/publish), the codec, the node's
+futures and the event loop; the binding and the FSM are a few microseconds each.
 """
 
 from __future__ import annotations
