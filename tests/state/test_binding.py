@@ -413,3 +413,18 @@ async def test_close_ends_pending_proposals(lgroup: Group) -> None:
     await m2.close()
     with pytest.raises(BindingNotOpenError):
         await asyncio.wait_for(pending, 5)
+
+
+async def test_fsm_rejection_reported_by_leader_is_an_error(lgroup: Group) -> None:
+    """A Go leader reports an FSM rejection as success with ApplyResponse.Response set."""
+    m1 = await lgroup.member(bootstrap=True, opts=FAST)
+    m2 = await lgroup.member(opts=FAST)
+    t1 = m1.transport()
+    assert t1 is not None
+
+    def go_like(rpc: Any) -> None:
+        rpc.respond(ApplyResponse(index=0, response="FSM error"))
+
+    t1.set_lfw_handler(go_like, gate=lambda: True)
+    with pytest.raises(StateBindingError, match="rejected"):
+        await m2.propose_input(Input(InputOp.SET, "x", b"y"), timeout=5)

@@ -561,7 +561,7 @@ class RaftBinding:
                 fwd.cancel()
                 return "the leader changed"
         try:
-            await fwd
+            resp = await fwd
         except TimeoutError:
             return "no leader answered"
         except RpcError as e:
@@ -574,6 +574,10 @@ class RaftBinding:
             if getattr(e, "retryable", False):
                 return str(e)
             raise
+        if resp.response is not None:
+            # A Go leader whose FSM rejected the input answers success with a non-nil
+            # ApplyResponse.Response (non-retryable, as in the reference).
+            raise StateBindingError(f"the leader's FSM rejected the input: {resp.response}")
         return None
 
     # -------------------------------------------------------- leader forwarding
