@@ -22,7 +22,11 @@ logged and not answered, except input the leader cannot decode or apply, which i
 answered with a non-retryable error.
 
 A payload that does not decode is answered with a non-retryable error (as the reference
-does) and logged with its first bytes in hex.
+does) and logged with its first bytes in hex. One difference for ``lfw``: when the binding
+installs a leadership gate (it does), a member that is not the leader drops every ``lfw``
+request before decoding it, so only the leader answers an undecodable one (every Go
+member answers it; the first reply counts either way). This keeps followers from decoding
+every forwarded proposal of the group.
 """
 
 from __future__ import annotations
