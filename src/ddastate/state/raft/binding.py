@@ -554,14 +554,24 @@ class RaftBinding:
             if t <= 0:
                 raise TimeoutError("propose_input timed out")
         changed = self._leader_changed
-        fwd = asyncio.ensure_future(transport.lfw_apply(ApplyRequest(command=cmd, timeout=0), t))
-        if changed is not None and not changed.done():
-            await _first_done(fwd, changed)
-            if not fwd.done():
-                fwd.cancel()
-                return "the leader changed"
+        task = asyncio.current_task()
+        # Abandon the attempt when the leader changes: cancel this task (no extra task per
+        # forwarded proposal) and turn our own cancellation into a retry.
+        state = [0]  # 0 waiting, 1 aborted by a leader change, 2 finished
+
+        def abort(_: object) -> None:
+            if state[0] == 0 and task is not None and not task.done():
+                state[0] = 1
+                task.cancel()
+
+        if changed is not None and task is not None:
+            changed.add_done_callback(abort)
         try:
-            resp = await fwd
+            resp = await transport.lfw_apply(ApplyRequest(command=cmd, timeout=0), t)
+        except asyncio.CancelledError:
+            if state[0] == 1 and task is not None and task.uncancel() == 0:
+                return "the leader changed"
+            raise
         except TimeoutError:
             return "no leader answered"
         except RpcError as e:
@@ -574,6 +584,11 @@ class RaftBinding:
             if getattr(e, "retryable", False):
                 return str(e)
             raise
+        finally:
+            if state[0] == 0:
+                state[0] = 2
+            if changed is not None:
+                changed.remove_done_callback(abort)
         if resp.response is not None:
             # A Go leader whose FSM rejected the input answers success with a non-nil
             # ApplyResponse.Response (non-retryable, as in the reference).
@@ -678,27 +693,6 @@ def _expire(fut: asyncio.Future[Any], expired: list[bool]) -> None:
     if not fut.done():
         expired.append(True)
         fut.cancel()
-
-
-async def _first_done(fut: asyncio.Future[Any], other: asyncio.Future[None]) -> None:
-    """Wait until ``fut`` or ``other`` is done (cheaper than asyncio.wait); cancels ``fut``
-    when the waiting task is cancelled."""
-    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def wake(_: object) -> None:
-        if not waiter.done():
-            waiter.set_result(None)
-
-    fut.add_done_callback(wake)
-    other.add_done_callback(wake)
-    try:
-        await waiter
-    except BaseException:
-        fut.cancel()
-        raise
-    finally:
-        fut.remove_done_callback(wake)
-        other.remove_done_callback(wake)
 
 
 def _answer_apply(rpc: LfwRPC, fut: asyncio.Future[Any]) -> None:
