@@ -7,6 +7,7 @@ so an extra or a missing change anywhere fails the test.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 from ddastate.state.api import Input, InputOp, MembershipChange
 from ddastate.state.raft import BindingNotOpenError, RaftBinding
 
-from .helpers import Group, next_item
+from .helpers import Group, converged, next_item
 
 FOLLOWER_OPTS = {"snapshotInterval": 50, "snapshotThreshold": 40, "lfwTimeout": 5000}
 
@@ -162,3 +163,43 @@ async def test_reference_scenario(group: Group) -> None:
     node2 = m2.node()
     assert node2 is not None
     assert int(node2.stats()["last_snapshot_index"]) > 0
+
+
+async def test_observers_agree_on_log_order_under_concurrent_proposals(group: Group) -> None:
+    """Every member's observer sees the same changes in the same order; a late observer's
+    synthetic SETs plus what follows add up to the final state."""
+    opts = {"snapshotInterval": 50, "snapshotThreshold": 100}
+    ms = [await group.member(bootstrap=True, opts=opts)]
+    ms += [await group.member(opts=opts) for _ in range(2)]
+    observers = [await m.observe_state_change() for m in ms]
+
+    async def propose(i: int) -> None:
+        m = ms[i % 3]
+        key = f"k{i % 37}"
+        if i % 5 == 4:
+            await m.propose_input(DEL(key), timeout=30)
+        else:
+            await m.propose_input(SET(key, str(i).encode()), timeout=30)
+
+    await asyncio.gather(*(propose(i) for i in range(300)))
+    late = await ms[2].observe_state_change()
+    await asyncio.gather(*(propose(i) for i in range(300, 600)))
+    await ms[0].propose_input(SET("sentinel", b""), timeout=30)
+
+    seqs = [await until_sentinel(o, "sentinel") for o in observers]
+    assert seqs[0] == seqs[1] == seqs[2]
+    assert len(seqs[0]) == 600
+
+    def fold(changes: list[Input], start: dict[str, bytes] | None = None) -> dict[str, bytes]:
+        st = dict(start or {})
+        for c in changes:
+            if c.op == InputOp.SET:
+                st[c.key] = c.value or b""
+            else:
+                st.pop(c.key, None)
+        return st
+
+    final = await converged(ms, "sentinel")
+    del final["sentinel"]
+    assert fold(seqs[0]) == final
+    assert fold(await until_sentinel(late, "sentinel")) == final
