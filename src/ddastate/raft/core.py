@@ -31,15 +31,9 @@ from .commands import (
     TimeoutNowResponse,
 )
 from .core_snapshot import Snapshots
-from .errors import (
-    RaftError,
-)
+from .errors import RaftError
 from .log import Log
-from .ready import (
-    HardState,
-    Ready,
-    Role,
-)
+from .ready import HardState, Ready, Role
 
 logger = logging.getLogger(__name__)
 

@@ -12,16 +12,12 @@ from .commands import (
     TimeoutNowRequest,
     TimeoutNowResponse,
 )
-from .configuration import (
-    ServerSuffrage,
-)
+from .configuration import ServerSuffrage
 from .core_state import CoreState, _text
 from .log import Log, LogType
 from .progress import Progress
 from .quorum import quorum_size
-from .ready import (
-    Role,
-)
+from .ready import Role
 
 logger = logging.getLogger(__name__)
 

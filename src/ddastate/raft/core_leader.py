@@ -4,28 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .commands import (
-    AppendEntriesRequest,
-    TimeoutNowRequest,
-)
-from .configuration import (
-    encode_configuration,
-)
+from .commands import AppendEntriesRequest, TimeoutNowRequest
+from .configuration import encode_configuration
 from .core_election import Elections
 from .core_state import _Transfer, _Verify
-from .errors import (
-    LeadershipTransferInProgressError,
-    NotLeaderError,
-    RaftError,
-)
+from .errors import LeadershipTransferInProgressError, NotLeaderError, RaftError
 from .log import Log, LogType
 from .membership import next_configuration
 from .progress import Progress
 from .quorum import quorum_size
-from .ready import (
-    ConfigurationChange,
-    Role,
-)
+from .ready import ConfigurationChange, Role
 
 
 class LeaderOps(Elections):

@@ -11,23 +11,14 @@ from .commands import (
     Request,
     TimeoutNowRequest,
 )
-from .configuration import (
-    ConfigurationError,
-    decode_configuration,
-    encode_configuration,
-)
+from .configuration import ConfigurationError, decode_configuration, encode_configuration
 from .core_leader import LeaderOps
 from .core_state import _VALID_TYPES, _text
-from .errors import (
-    RaftError,
-)
+from .errors import RaftError
 from .log import LogType
 from .progress import Progress, backoff
 from .quorum import committed_index
-from .ready import (
-    Message,
-    Role,
-)
+from .ready import Message, Role
 
 logger = logging.getLogger(__name__)
 

@@ -4,26 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from .commands import (
-    InstallSnapshotRequest,
-    InstallSnapshotResponse,
-)
-from .configuration import (
-    ConfigurationError,
-    decode_configuration,
-)
+from .commands import InstallSnapshotRequest, InstallSnapshotResponse
+from .configuration import ConfigurationError, decode_configuration
 from .core_replication import Replication
 from .core_state import _text
-from .errors import (
-    NothingNewToSnapshotError,
-    RaftError,
-)
+from .errors import NothingNewToSnapshotError, RaftError
 from .progress import backoff
-from .ready import (
-    Role,
-    SnapshotInfo,
-    SnapshotInstall,
-)
+from .ready import Role, SnapshotInfo, SnapshotInstall
 
 logger = logging.getLogger(__name__)
 

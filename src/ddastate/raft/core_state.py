@@ -9,21 +9,9 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .commands import (
-    InstallSnapshotRequest,
-    Request,
-    Response,
-    TimeoutNowRequest,
-)
-from .configuration import (
-    Configuration,
-    ConfigurationError,
-    ServerSuffrage,
-    decode_configuration,
-)
-from .errors import (
-    LeadershipLostError,
-)
+from .commands import InstallSnapshotRequest, Request, Response, TimeoutNowRequest
+from .configuration import Configuration, ConfigurationError, ServerSuffrage, decode_configuration
+from .errors import LeadershipLostError
 from .log import Log, LogType
 from .progress import Progress
 from .ready import (
