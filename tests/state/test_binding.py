@@ -428,3 +428,22 @@ async def test_fsm_rejection_reported_by_leader_is_an_error(lgroup: Group) -> No
     t1.set_lfw_handler(go_like, gate=lambda: True)
     with pytest.raises(StateBindingError, match="rejected"):
         await m2.propose_input(Input(InputOp.SET, "x", b"y"), timeout=5)
+
+
+async def test_member_that_left_rejoins_from_its_store(lgroup: Group, tmp_path: Path) -> None:
+    m1 = await lgroup.member(bootstrap=True, opts=FAST)
+    m2 = await lgroup.member(opts=FAST, store=str(tmp_path / "m2"))
+    await m2.propose_input(Input(InputOp.SET, "a", b"1"), 10)
+    cfg, com = m2.test_cfg, m2.test_com
+    await m2.close()  # leaves the group, keeps its storage
+    n1 = m1.node()
+    assert n1 is not None
+    assert len(await n1.get_configuration()) == 1
+    await m1.propose_input(Input(InputOp.SET, "b", b"2"), 10)
+    again = RaftBinding()
+    await asyncio.wait_for(again.open(cfg, com), 30)
+    lgroup.members.append(again)
+    assert len(await n1.get_configuration()) == 2
+    await again.propose_input(Input(InputOp.SET, "c", b"3"), 10)
+    state = await converged([m1, again], "c")
+    assert state == {"a": b"1", "b": b"2", "c": b"3"}

@@ -38,9 +38,9 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ddastate.raft.configuration import Configuration, Server, ServerSuffrage
 from ddastate.raft.errors import (
@@ -83,6 +83,8 @@ RETRY_DELAY = 0.1
 """Seconds between attempts of a retried operation (the reference's backoff: 100 ms)."""
 
 _NS = 1_000_000_000
+
+T = TypeVar("T")
 
 
 class StateBindingError(Exception):
@@ -312,6 +314,7 @@ class RaftBinding:
             self._raft = raft
             self._leader_changed = asyncio.get_running_loop().create_future()
             self._leader_watch = asyncio.create_task(self._watch_leader(raft))
+            await asyncio.sleep(0)  # let the watcher register before anything waits on it
             if existing:
                 await self._rejoin(raft)
             elif st.bootstrap:
@@ -364,6 +367,10 @@ class RaftBinding:
         conf = await raft.get_configuration()
         if conf.get(self._id) is not None:
             logger.info("restarted from stored state; member of %d-server group", len(conf))
+            # Its stored configuration says it is a member, but it may have been removed
+            # without learning it (a member that left gracefully): it asks to be added
+            # again unless a leader contacts it first (or it becomes the leader itself).
+            await self._join(until_led=True)
             # Apply what the log already holds before returning, so that observers start
             # from the restored state rather than replaying history from an empty one.
             await self._catch_up(raft.last_index())
@@ -371,15 +378,29 @@ class RaftBinding:
         logger.info("restarted from stored state but not in the configuration; joining")
         await self._join()
 
-    async def _join(self) -> None:
+    def _led(self) -> bool:
+        """This member is the leader or hears from one (so it is in the configuration)."""
+        raft = self._raft
+        if raft is None:
+            return False
+        return raft.state is RaftState.LEADER or bool(raft.leader()[1])
+
+    async def _join(self, until_led: bool = False) -> None:
         transport = self._transport
         assert transport is not None
         req = AddVoterRequest(server_id=self._id, server_address=self._id, timeout=0)
         while True:
-            try:
-                resp = await transport.lfw_add_voter(req, self._opts.lfw_timeout)
-                await self._catch_up(resp.index)
+            if until_led and self._led():
                 return
+            try:
+                done, resp = await self._abortable(
+                    transport.lfw_add_voter(req, self._opts.lfw_timeout)
+                )
+                if done:
+                    assert resp is not None
+                    await self._catch_up(resp.index)
+                    return
+                continue  # the leader changed: look again at once
             except TimeoutError:
                 logger.debug("no leader answered the join request; retrying")
             except RpcError as e:
@@ -394,6 +415,35 @@ class RaftBinding:
                 else:
                     raise
             await asyncio.sleep(RETRY_DELAY)
+
+    async def _abortable(self, coro: Coroutine[Any, Any, T]) -> tuple[bool, T | None]:
+        """Await ``coro`` in this task; (False, None) if the known leader changed meanwhile.
+
+        The task cancels itself when the leader changes (no extra task per request) and
+        turns that cancellation into the (False, None) result.
+        """
+        changed = self._leader_changed
+        task = asyncio.current_task()
+        state = [0]  # 0 waiting, 1 aborted by a leader change, 2 finished
+
+        def abort(_: object) -> None:
+            if state[0] == 0 and task is not None and not task.done():
+                state[0] = 1
+                task.cancel()
+
+        if changed is not None and task is not None:
+            changed.add_done_callback(abort)
+        try:
+            return True, await coro
+        except asyncio.CancelledError:
+            if state[0] == 1 and task is not None and task.uncancel() == 0:
+                return False, None
+            raise
+        finally:
+            if state[0] == 0:
+                state[0] = 2
+            if changed is not None:
+                changed.remove_done_callback(abort)
 
     async def _catch_up(self, index: int) -> None:
         """Wait (up to startupTimeout) until this member applied the log up to ``index``.
@@ -553,25 +603,10 @@ class RaftBinding:
             t = min(t, deadline - loop.time())
             if t <= 0:
                 raise TimeoutError("propose_input timed out")
-        changed = self._leader_changed
-        task = asyncio.current_task()
-        # Abandon the attempt when the leader changes: cancel this task (no extra task per
-        # forwarded proposal) and turn our own cancellation into a retry.
-        state = [0]  # 0 waiting, 1 aborted by a leader change, 2 finished
-
-        def abort(_: object) -> None:
-            if state[0] == 0 and task is not None and not task.done():
-                state[0] = 1
-                task.cancel()
-
-        if changed is not None and task is not None:
-            changed.add_done_callback(abort)
         try:
-            resp = await transport.lfw_apply(ApplyRequest(command=cmd, timeout=0), t)
-        except asyncio.CancelledError:
-            if state[0] == 1 and task is not None and task.uncancel() == 0:
-                return "the leader changed"
-            raise
+            done, resp = await self._abortable(
+                transport.lfw_apply(ApplyRequest(command=cmd, timeout=0), t)
+            )
         except TimeoutError:
             return "no leader answered"
         except RpcError as e:
@@ -584,11 +619,8 @@ class RaftBinding:
             if getattr(e, "retryable", False):
                 return str(e)
             raise
-        finally:
-            if state[0] == 0:
-                state[0] = 2
-            if changed is not None:
-                changed.remove_done_callback(abort)
+        if not done or resp is None:
+            return "the leader changed"
         if resp.response is not None:
             # A Go leader whose FSM rejected the input answers success with a non-nil
             # ApplyResponse.Response (non-retryable, as in the reference).
