@@ -84,6 +84,9 @@ class BlobFSM:
         self.blob = reader.read()
 
 
+SWITCH: list[float | None] = [0.0005]  # Config.gil_switch_interval, set from the command line
+
+
 class NullFSM:
     """Counts applies; responds with the index (no per-entry storage)."""
 
@@ -217,7 +220,7 @@ async def _run_cluster(
     # SnapshotThreshold 8192) except SnapshotInterval 1 s instead of 120 s: at 100,000
     # applies/s the default interval lets millions of entries pile up in memory, and
     # CPython's full garbage collections then pause the loop for 100+ ms.
-    cfg = Config(local_id="x", snapshot_interval=1.0)
+    cfg = Config(local_id="x", snapshot_interval=1.0, gil_switch_interval=SWITCH[0])
     async with await Cluster.create(3, config=cfg, fsm_factory=NullFSM, **kwargs) as c:
         leader = await c.wait_for_leader(timeout=10)
         payload = b"v" * 64
@@ -374,10 +377,16 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="print a cProfile of the raft runs")
     ap.add_argument("--no-snapshot", action="store_true", help="skip the snapshot table")
     ap.add_argument(
+        "--switch-interval",
+        default="0.0005",
+        help="Config.gil_switch_interval in seconds, or 'off' to leave the interpreter's 5 ms",
+    )
+    ap.add_argument(
         "--sqlite", action="store_true", help="add rows on RaftStore (SQLite, fsync; n/10 applies)"
     )
     ap.add_argument("--snapshot-mb", type=int, default=100, help="snapshot size in MB")
     args = ap.parse_args()
+    SWITCH[0] = None if args.switch_interval == "off" else float(args.switch_interval)
     if args.uvloop:
         import uvloop
 
