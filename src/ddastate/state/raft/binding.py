@@ -335,11 +335,16 @@ class RaftBinding:
         leader (this member included) retries at once instead of after lfwTimeout.
         """
         loop = asyncio.get_running_loop()
-        async with raft.observe(lambda o: isinstance(o.data, LeaderObservation)) as obs:
-            async for _ in obs:
-                fut, self._leader_changed = self._leader_changed, loop.create_future()
-                if fut is not None and not fut.done():
-                    fut.set_result(None)
+        try:
+            async with raft.observe(lambda o: isinstance(o.data, LeaderObservation)) as obs:
+                async for _ in obs:
+                    fut, self._leader_changed = self._leader_changed, loop.create_future()
+                    if fut is not None and not fut.done():
+                        fut.set_result(None)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.warning("leader-change watch ended", exc_info=True)
 
     def _is_leader(self) -> bool:
         raft = self._raft
