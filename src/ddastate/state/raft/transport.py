@@ -36,6 +36,7 @@ import io
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import IO, Any, TypeVar
 
 from ddastate.com.api import (
@@ -140,13 +141,18 @@ class LfwRejectedError(RaftError):
 
 @dataclass(slots=True, eq=False)
 class LfwRPC:
-    """A leader-forwarded request and the future its handler resolves."""
+    """A leader-forwarded request and the future its handler resolves.
+
+    ``respond`` resolves ``response`` and, when the transport attached a reply function,
+    sends the reply at once (no extra event-loop round for the done callback).
+    """
 
     command: LfwRequest
     source: str
     response: asyncio.Future[LfwResponse] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
+    reply: Callable[[LfwResponse | None, BaseException | None], None] | None = None
 
     def respond(self, resp: LfwResponse | None, error: BaseException | None = None) -> None:
         """Answer once; later calls are ignored."""
@@ -158,6 +164,9 @@ class LfwRPC:
         else:
             assert resp is not None
             self.response.set_result(resp)
+        reply, self.reply = self.reply, None
+        if reply is not None:
+            reply(resp, error)
 
 
 @dataclass(slots=True)
@@ -521,20 +530,20 @@ class RaftTransport:
             )
             self._reply(awc, RpcReply(error=str(e), response=None, retryable=False))
             return
-        rpc = LfwRPC(cmd, action.source)
-        rpc.response.add_done_callback(lambda f: self._on_lfw_done(awc, f))
+        rpc = LfwRPC(cmd, action.source, reply=partial(self._lfw_reply, awc))
         handler = self._lfw_handler
         if handler is not None:
             handler(rpc)
         else:
             self._lfw_consumer.put_nowait(rpc)
 
-    def _on_lfw_done(self, awc: ActionWithCallback, fut: asyncio.Future[LfwResponse]) -> None:
-        if self._closed or fut.cancelled():
+    def _lfw_reply(
+        self, awc: ActionWithCallback, resp: LfwResponse | None, exc: BaseException | None
+    ) -> None:
+        if self._closed:
             return
-        exc = fut.exception()
         if exc is None:
-            self._reply(awc, RpcReply(error="", response=fut.result(), retryable=False))
+            self._reply(awc, RpcReply(error="", response=resp, retryable=False))
             return
         if isinstance(exc, NotLeaderError):
             return  # silent: another member may be the leader
