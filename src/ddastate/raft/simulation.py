@@ -1042,18 +1042,25 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.verbose:
         logging.basicConfig(level=logging.DEBUG)
-    else:
-        logging.disable(logging.WARNING)
+    # Injected faults make the members log warnings by the thousand; keep them quiet unless
+    # asked, without touching logging state outside this package (main() runs in tests too).
+    package_logger = logging.getLogger("ddastate")
+    saved_level = package_logger.level
+    if not a.verbose:
+        package_logger.setLevel(logging.ERROR)
     seeds = [a.seed] if a.seed is not None else range(a.start, a.start + a.seeds)
     t0 = time.monotonic()
-    res = run_seeds(
-        seeds,
-        stop_on_failure=not a.keep_going,
-        processes=a.processes,
-        members=a.members,
-        duration=a.duration,
-        verbose=a.verbose,
-    )
+    try:
+        res = run_seeds(
+            seeds,
+            stop_on_failure=not a.keep_going,
+            processes=a.processes,
+            members=a.members,
+            duration=a.duration,
+            verbose=a.verbose,
+        )
+    finally:
+        package_logger.setLevel(saved_level)
     dt = time.monotonic() - t0
     for s, msg in res.failures:
         print(f"FAIL seed {s}: {msg}")
