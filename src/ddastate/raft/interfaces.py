@@ -156,6 +156,9 @@ class RPC:
     response: asyncio.Future[Response] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
+    reply: Callable[[Response | None, BaseException | None], None] | None = None
+    """Optional: called by ``respond`` right away (a transport's send, without waiting for
+    a done callback of ``response`` on the next loop round)."""
 
     def respond(self, resp: Response | None, error: BaseException | None = None) -> None:
         """Answer the request once; later calls are ignored."""
@@ -163,9 +166,14 @@ class RPC:
             return
         if error is not None:
             self.response.set_exception(error)
+            if self.reply is not None:
+                self.response.exception()  # retrieved: the reply function reports it
         else:
             assert resp is not None
             self.response.set_result(resp)
+        reply, self.reply = self.reply, None
+        if reply is not None:
+            reply(resp, error)
 
 
 class Transport(Protocol):

@@ -447,30 +447,25 @@ class RaftTransport:
         action: Action = awc.action
         op = action.id
         params = action.params
+        reply = partial(self._rpc_reply, awc)
         try:
             if op == OP_APPEND_ENTRIES:
                 ae = codec.decode_msgpack(params, AppendEntriesRequest)
-                rpc = RPC(ae)
+                rpc = RPC(ae, reply=reply)
                 if self._heartbeat is not None and ae.is_heartbeat():
-                    self._heartbeat(rpc)
-                else:
-                    self._dispatch(rpc)
+                    self._call(self._heartbeat, rpc)
+                    return
             elif op == OP_REQUEST_VOTE:
-                rpc = RPC(codec.decode_msgpack(params, RequestVoteRequest))
-                self._dispatch(rpc)
+                rpc = RPC(codec.decode_msgpack(params, RequestVoteRequest), reply=reply)
             elif op == OP_INSTALL_SNAPSHOT:
                 isd = codec.decode_msgpack(params, InstallSnapshotWithData)
                 if isd.req is None:
                     raise codec.CodecError("InstallSnapshot request without Req")
-                blob = isd.data or b""
-                rpc = RPC(isd.req, reader=io.BytesIO(blob))
-                self._dispatch(rpc)
+                rpc = RPC(isd.req, reader=io.BytesIO(isd.data or b""), reply=reply)
             elif op == OP_TIMEOUT_NOW:
-                rpc = RPC(codec.decode_msgpack(params, TimeoutNowRequest))
-                self._dispatch(rpc)
+                rpc = RPC(codec.decode_msgpack(params, TimeoutNowRequest), reply=reply)
             elif op == OP_PRE_VOTE and self.can_prevote:
-                rpc = RPC(codec.decode_msgpack(params, RequestPreVoteRequest))
-                self._dispatch(rpc)
+                rpc = RPC(codec.decode_msgpack(params, RequestPreVoteRequest), reply=reply)
             else:
                 logger.warning(
                     "unknown rpc operation %r from %s dropped: %s", op, action.source, _hex(params)
@@ -482,23 +477,29 @@ class RaftTransport:
             )
             self._reply(awc, RpcReply(error=str(e), response=None, retryable=False))
             return
-        rpc.response.add_done_callback(lambda f: self._on_rpc_done(awc, f))
-
-    def _dispatch(self, rpc: RPC) -> None:
         h = self._rpc_handler
         if h is not None:
-            h(rpc)
+            self._call(h, rpc)
         else:
             self._consumer.put_nowait(rpc)
 
-    def _on_rpc_done(self, awc: ActionWithCallback, fut: asyncio.Future[Response]) -> None:
-        if self._closed or fut.cancelled():
+    @staticmethod
+    def _call(handler: Callable[[RPC], None], rpc: RPC) -> None:
+        try:
+            handler(rpc)
+        except Exception as e:
+            logger.exception("the node failed to take a request")
+            rpc.respond(None, RaftError(f"request could not be processed: {e}"))
+
+    def _rpc_reply(
+        self, awc: ActionWithCallback, resp: Response | None, exc: BaseException | None
+    ) -> None:
+        if self._closed:
             return
-        exc = fut.exception()
         if exc is not None:
             self._reply(awc, RpcReply(error=str(exc), response=None, retryable=False))
         else:
-            self._reply(awc, RpcReply(error="", response=fut.result(), retryable=False))
+            self._reply(awc, RpcReply(error="", response=resp, retryable=False))
 
     def _on_lfw_action(self, awc: ActionWithCallback) -> None:
         if self._closed:
