@@ -216,10 +216,6 @@ async def test_reload_config() -> None:
             leader.reload_config(ReloadableConfig(heartbeat_timeout=1.0, election_timeout=0.5))
 
 
-@pytest.mark.xfail(
-    reason="core: a follower that lost its log is not backed off below its old match index",
-    strict=False,
-)
 async def test_member_restarted_from_fresh_vs_persisted_stores() -> None:
     from ddastate.raft import InmemLogStore, InmemSnapshotStore, InmemStableStore
 

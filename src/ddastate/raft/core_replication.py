@@ -175,7 +175,12 @@ class Replication(LeaderOps):
         if not was_inflight:
             return  # stale rejection of something we already gave up on
         pr.reset_to_probe()
-        pr.next = max(pr.match + 1, min(req.prev_log_entry, resp.last_log + 1))
+        if resp.last_log < pr.match:
+            # The follower has fewer entries than it once acknowledged: it lost its log
+            # (restarted on empty stores), or this rejection overtook a later success.
+            # Either way, probing from its hint is safe; the commit index never goes back.
+            pr.match = resp.last_log
+        pr.next = max(1, pr.match + 1, min(req.prev_log_entry, resp.last_log + 1))
         if resp.no_retry_backoff:
             pr.failures = 0
         else:
