@@ -447,3 +447,24 @@ async def test_member_that_left_rejoins_from_its_store(lgroup: Group, tmp_path: 
     await again.propose_input(Input(InputOp.SET, "c", b"3"), 10)
     state = await converged([m1, again], "c")
     assert state == {"a": b"1", "b": b"2", "c": b"3"}
+
+
+async def test_undecodable_lfw_is_answered_by_every_member(group: Group) -> None:
+    """As Go members do, leader or not (only the first reply counts for the requester)."""
+    members = [await group.member(bootstrap=True, opts=FAST)]
+    members += [await group.member(opts=FAST) for _ in range(2)]
+    outsider = await group.factory.open()
+    results = await outsider.publish_action(
+        Action(type="lfw", id="ap", source="outsider", params=b"\xc1 not msgpack"),
+        Scope.STA,
+        timeout=5,
+    )
+    contexts: set[str] = set()
+    async with results:
+        async for res in results:
+            reply = codec.decode_rpc_reply(res.data, ApplyResponse)
+            assert reply.error and not reply.retryable and reply.response is None
+            contexts.add(res.context)
+            if len(contexts) == len(members):
+                break
+    assert contexts == {m.node_id() for m in members}

@@ -21,12 +21,10 @@ and "aborted by restore" (retryable, ``retryable error: `` prefixed); other erro
 logged and not answered, except input the leader cannot decode or apply, which is
 answered with a non-retryable error.
 
-A payload that does not decode is answered with a non-retryable error (as the reference
-does) and logged with its first bytes in hex. One difference for ``lfw``: when the binding
-installs a leadership gate (it does), a member that is not the leader drops every ``lfw``
-request before decoding it, so only the leader answers an undecodable one (every Go
-member answers it; the first reply counts either way). This keeps followers from decoding
-every forwarded proposal of the group.
+A payload that does not decode is answered with a non-retryable error and logged with its
+first bytes in hex, as the reference does; for ``lfw`` every member answers it, leader or
+not, like Go members. A request that decodes is then passed on only by the leader (the
+leadership gate the binding installs); other members stay silent.
 """
 
 from __future__ import annotations
@@ -507,9 +505,6 @@ class RaftTransport:
         action: Action = awc.action
         if action.source == self._local:
             return  # own broadcast: tried locally before it was forwarded
-        gate = self._lfw_gate
-        if gate is not None and not gate():
-            return  # not the leader: stay silent
         op = action.id
         params = action.params
         try:
@@ -531,6 +526,9 @@ class RaftTransport:
             )
             self._reply(awc, RpcReply(error=str(e), response=None, retryable=False))
             return
+        gate = self._lfw_gate
+        if gate is not None and not gate():
+            return  # not the leader: stay silent
         rpc = LfwRPC(cmd, action.source, reply=partial(self._lfw_reply, awc))
         handler = self._lfw_handler
         if handler is not None:
