@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,16 @@ def test_demo_command_on_fresh_clone(tmp_path: Path) -> None:
     assert proc.returncode == 0, out[-4000:]
     assert re.search(r"states are equal", out, re.I), out[-4000:]
     assert (clone / ".venv" / "bin" / "ddastate").exists()
+
+
+def test_library_example_runs(tmp_path: Path) -> None:
+    """The README's library example runs as written and prints the change it proposed."""
+    text = (ROOT / "README.md").read_text()
+    m = re.search(r"## The library\n\n```python\n(.*?)```", text, re.S)
+    assert m, "README has no library example"
+    script = tmp_path / "example.py"
+    script.write_text(m.group(1))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "SET greeting b'hello'" in proc.stdout
+    assert "joined=True" in proc.stdout
