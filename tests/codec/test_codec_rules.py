@@ -358,7 +358,7 @@ def test_appended_at_wrong_types() -> None:
     [
         (b"", "does not decode"),
         (b"\x81", "does not decode"),
-        (b"\x80\x80", "does not decode"),  # trailing bytes
+        (b"\x80\x80", None),  # trailing bytes are ignored, as by the Go decoder
         (b"\x93\x01\x02\x03", "not a map|expected a map"),
         (bytes.fromhex("81a45465726da3666f6f"), "Term"),
         (bytes.fromhex("81a7456e7472696573a3666f6f"), "Entries"),
@@ -414,3 +414,14 @@ def test_validate_message_catches_what_the_fast_path_would_write() -> None:
         validate_message(bad_entry)
     with pytest.raises(CodecError, match="cannot encode"):
         validate_message(3)
+
+
+def test_go_leniencies_are_accepted() -> None:
+    """What the Go decoder takes besides its encoder's forms: an integer for a bool, and
+    trailing bytes after the message."""
+    raw = msgpack.packb({"Term": 3, "LastLog": 9, "Success": 1}, use_bin_type=False)
+    resp = decode_msgpack(raw + b"\xc0\x01", rc.AppendEntriesResponse)
+    assert (resp.term, resp.last_log, resp.success) == (3, 9, True)
+    raw = msgpack.packb({"Success": 0, "NoRetryBackoff": 7}, use_bin_type=False)
+    resp = decode_msgpack(raw, rc.AppendEntriesResponse)
+    assert (resp.success, resp.no_retry_backoff) == (False, True)

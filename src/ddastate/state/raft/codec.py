@@ -210,6 +210,8 @@ def _bool(v: Any, what: str) -> bool:
         return v
     if v is None:
         return False
+    if type(v) is int:
+        return v != 0  # the Go decoder takes an integer for a bool too
     raise CodecError(f"{what} is a {type(v).__name__}, expected a bool")
 
 
@@ -855,6 +857,8 @@ def _unpack(data: Any, what: str) -> Any:
         raise CodecError(f"{what}: expected bytes, got {type(data).__name__}")
     try:
         return _unpackb(data, raw=True, strict_map_key=True)
+    except msgpack.ExtraData as e:
+        return e.unpacked  # the Go decoder reads the first object and ignores the rest
     except Exception as e:  # msgpack raises several unrelated types
         raise CodecError(f"{what} does not decode: {e}") from e
 
