@@ -213,9 +213,13 @@ class RaftStore:
         hi = max(idx)
         _check_index(lo)
         _check_index(hi)
-        pairs = list(zip(idx, encode_logs(logs), strict=True))
+        records = encode_logs(logs)
+        kv = self._kv
         with self._lock:
-            self._kv.seq_put_many(LOG_SEQ, pairs)
+            if isinstance(kv, SqliteStore):
+                kv.seq_put_columns(LOG_SEQ, idx, records)
+            else:
+                kv.seq_put_many(LOG_SEQ, list(zip(idx, records, strict=True)))
             if self._empty:
                 self._first, self._last, self._empty = lo, hi, False
             else:
@@ -223,9 +227,10 @@ class RaftStore:
                     self._first = lo
                 if hi > self._last:
                     self._last = hi
-        for e in logs:
-            if e.type == LogType.CONFIGURATION:
-                self._on_configuration(e)
+        if self._observers:  # checked again under the lock; skips the loop when none
+            for e in logs:
+                if e.type == LogType.CONFIGURATION:
+                    self._on_configuration(e)
 
     def delete_range(self, min_index: int, max_index: int) -> None:
         """Delete entries with ``min_index <= index <= max_index`` (max may be 2**64-1)."""
