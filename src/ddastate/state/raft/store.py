@@ -39,7 +39,7 @@ from ddastate.raft.snapshot_inmem import InmemSnapshotStore
 from ddastate.state.api import MembershipChange
 from ddastate.store import MemoryStore, SqliteStore, Store
 
-from .codec import CodecError, decode_log, encode_logs
+from .codec import CodecError, decode_log, encode_log_buffers, encode_logs
 
 log = logging.getLogger(__name__)
 
@@ -213,13 +213,12 @@ class RaftStore:
         hi = max(idx)
         _check_index(lo)
         _check_index(hi)
-        records = encode_logs(logs)
         kv = self._kv
         with self._lock:
             if isinstance(kv, SqliteStore):
-                kv.seq_put_columns(LOG_SEQ, idx, records)
+                kv.seq_put_columns(LOG_SEQ, idx, encode_log_buffers(logs))
             else:
-                kv.seq_put_many(LOG_SEQ, list(zip(idx, records, strict=True)))
+                kv.seq_put_many(LOG_SEQ, list(zip(idx, encode_logs(logs), strict=True)))
             if self._empty:
                 self._first, self._last, self._empty = lo, hi, False
             else:
