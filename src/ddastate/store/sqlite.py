@@ -1,9 +1,10 @@
 """SQLite engine: one database file in a directory, WAL journal, ``synchronous=FULL``.
 
 Every commit ends with an fsync of the write-ahead log, so a write that returned is on
-disk. The directory holds ``store.sqlite`` (plus SQLite's ``-wal`` and ``-shm`` files)
-and a ``LOCK`` file that the owning process holds with ``flock``: opening a location
-that another live process holds fails with StoreLockedError instead of sharing it.
+disk. The directory holds ``store.sqlite`` (plus SQLite's ``-wal`` file; locking mode
+EXCLUSIVE keeps the WAL index in memory, so there is no ``-shm`` file) and a ``LOCK``
+file that the owning process holds with ``flock``: opening a location that another
+live process holds fails with StoreLockedError instead of sharing it.
 The kernel drops the lock when the process dies, so a crashed owner never blocks a restart.
 """
 
