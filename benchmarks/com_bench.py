@@ -274,92 +274,89 @@ async def rtt_loopback(n: int) -> list[float]:
     return out
 
 
-async def events_bare(
-    port: int, n: int, uvloop: bool, broker_pid: int | None
-) -> tuple[float, float, float, float]:
+EventRates = tuple[float, float, float, float]
+
+
+class _Arrivals:
+    """Counts arriving events and times the first and the n-th (wall clock and our CPU)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.count = 0
+        self.t_first = self.t_last = self.cpu_first = self.cpu_last = 0.0
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def hit(self) -> None:
+        self.count += 1
+        if self.count == 1:
+            self.t_first = time.perf_counter()
+            self.cpu_first = time.process_time()
+        if self.count == self.n:
+            self._stop()
+            self.done.set_result(None)
+
+    def _stop(self) -> None:
+        self.t_last = time.perf_counter()
+        self.cpu_last = time.process_time()
+
+    async def measure(
+        self, label: str, port: int, uvloop: bool, broker_pid: int | None
+    ) -> EventRates:
+        """Start a publisher process of ``label`` and wait for its n events.
+
+        Returns events/s, receiver CPU us per event, publisher CPU us per event and
+        broker CPU us per event.
+        """
+        n = self.n
+        child = Child(f"{label}-publisher", str(port), str(n), uvloop=uvloop)
+        b0 = _proc_cpu(broker_pid)
+        child.go()
+        try:
+            await asyncio.wait_for(self.done, 120)
+        except TimeoutError:
+            print(f"  {label}: only {self.count} of {n} events arrived", file=sys.stderr)
+            self._stop()
+        broker_cpu = _proc_cpu(broker_pid) - b0
+        pub_cpu = child.cpu()
+        child.stop()
+        return (
+            (self.count - 1) / (self.t_last - self.t_first),
+            (self.cpu_last - self.cpu_first) / max(1, self.count - 1) * 1e6,
+            pub_cpu / n * 1e6,
+            broker_cpu / n * 1e6,
+        )
+
+
+async def events_bare(port: int, n: int, uvloop: bool, broker_pid: int | None) -> EventRates:
     c = await _bare_client(port, "bare-sub")
-    count = 0
-    t_first = t_last = cpu_first = cpu_last = 0.0
-    done = asyncio.get_running_loop().create_future()
+    arrivals = _Arrivals(n)
     sub_done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def on_message(client: Any, topic: str, payload: bytes, qos: int, props: dict[str, Any]) -> int:
-        nonlocal count, t_first, t_last, cpu_first, cpu_last
-        count += 1
-        if count == 1:
-            t_first = time.perf_counter()
-            cpu_first = time.process_time()
-        if count == n:
-            t_last = time.perf_counter()
-            cpu_last = time.process_time()
-            done.set_result(None)
+        arrivals.hit()
         return 0
 
     c.on_message = on_message
     c.on_subscribe = lambda *a: sub_done.done() or sub_done.set_result(None)
     c.subscribe(f"{CLUSTER}/com/evt/ev", qos=0)
     await sub_done
-    child = Child("bare-publisher", str(port), str(n), uvloop=uvloop)
-    b0 = _proc_cpu(broker_pid)
-    child.go()
-    try:
-        await asyncio.wait_for(done, 120)
-    except TimeoutError:
-        print(f"  bare: only {count} of {n} events arrived", file=sys.stderr)
-        t_last = time.perf_counter()
-        cpu_last = time.process_time()
-    broker_cpu = _proc_cpu(broker_pid) - b0
-    pub_cpu = child.cpu()
-    child.stop()
+    rates = await arrivals.measure("bare", port, uvloop, broker_pid)
     await c.disconnect()
-    return (
-        (count - 1) / (t_last - t_first),
-        (cpu_last - cpu_first) / max(1, count - 1) * 1e6,
-        pub_cpu / n * 1e6,
-        broker_cpu / n * 1e6,
-    )
+    return rates
 
 
-async def events_ours(
-    port: int, n: int, uvloop: bool, broker_pid: int | None
-) -> tuple[float, float, float, float]:
+async def events_ours(port: int, n: int, uvloop: bool, broker_pid: int | None) -> EventRates:
     b = Mqtt5Binding()
     await b.open(_cfg(port))
-    count = 0
-    t_first = t_last = cpu_first = cpu_last = 0.0
-    done = asyncio.get_running_loop().create_future()
+    arrivals = _Arrivals(n)
 
     def on_event(ev: Event) -> None:
-        nonlocal count, t_first, t_last, cpu_first, cpu_last
-        count += 1
-        if count == 1:
-            t_first = time.perf_counter()
-            cpu_first = time.process_time()
-        if count == n:
-            t_last = time.perf_counter()
-            cpu_last = time.process_time()
-            done.set_result(None)
+        arrivals.hit()
 
     await b.subscribe_event(SubscriptionFilter(Scope.COM, "ev"), handler=on_event)
-    child = Child("ours-publisher", str(port), str(n), uvloop=uvloop)
-    b0 = _proc_cpu(broker_pid)
-    child.go()
-    try:
-        await asyncio.wait_for(done, 120)
-    except TimeoutError:
-        print(f"  ours: only {count} of {n} events arrived", file=sys.stderr)
-        t_last = time.perf_counter()
-        cpu_last = time.process_time()
-    broker_cpu = _proc_cpu(broker_pid) - b0
-    pub_cpu = child.cpu()
-    child.stop()
+    rates = await arrivals.measure("ours", port, uvloop, broker_pid)
     await b.close()
-    return (
-        (count - 1) / (t_last - t_first),
-        (cpu_last - cpu_first) / max(1, count - 1) * 1e6,
-        pub_cpu / n * 1e6,
-        broker_cpu / n * 1e6,
-    )
+    return rates
 
 
 async def main(args: argparse.Namespace) -> None:
