@@ -1,0 +1,81 @@
+"""request_action_nowait (the future-returning request the Raft transport uses) and the
+correlation data every request carries; run on the loopback bus and on Mosquitto."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+
+from ddastate.com._core import _Uuid4Source
+from ddastate.com.api import (
+    Action,
+    ActionResult,
+    ActionWithCallback,
+    ComClosedError,
+    Scope,
+    SubscriptionFilter,
+)
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def test_nowait_request_resolves_with_the_result(com_factory: Any) -> None:
+    a = await com_factory.open()
+    b = await com_factory.open()
+    seen: list[str] = []
+
+    def echo(awc: ActionWithCallback) -> None:
+        seen.append(awc.action.id)
+        awc.send(ActionResult("b", awc.action.params))
+
+    await b.subscribe_action(SubscriptionFilter(Scope.STA, "echo"), handler=echo)
+    futs = [
+        a.request_action_nowait(Action("echo", f"r{i}", "a", b"%d" % i), Scope.STA, 5)
+        for i in range(20)
+    ]
+    results = await asyncio.gather(*futs)
+    assert [r.data for r in results] == [b"%d" % i for i in range(20)]
+    assert all(r.context == "b" for r in results)
+    assert sorted(seen) == sorted(f"r{i}" for i in range(20))
+    assert a._pending == {}  # every answered request is forgotten
+
+
+async def test_nowait_request_times_out(com_factory: Any) -> None:
+    a = await com_factory.open()
+    fut = a.request_action_nowait(Action("nobody", "x", "a"), Scope.COM, 0.05)
+    with pytest.raises(TimeoutError):
+        await fut
+    assert a._pending == {}
+
+
+async def test_nowait_request_fails_when_the_binding_closes(com_factory: Any) -> None:
+    a = await com_factory.open()
+    fut = a.request_action_nowait(Action("nobody", "x", "a"), Scope.COM, 30)
+    await a.close()
+    with pytest.raises(ComClosedError):
+        await fut
+
+
+async def test_cancelled_nowait_request_is_forgotten(com_factory: Any) -> None:
+    a = await com_factory.open()
+    fut = a.request_action_nowait(Action("nobody", "x", "a"), Scope.COM, 30)
+    assert len(a._pending) == 1
+    fut.cancel()
+    await asyncio.sleep(0)  # done callbacks run on the next loop iteration
+    assert a._pending == {}
+
+
+def test_correlation_data_is_a_fresh_uuid4_string() -> None:
+    src = _Uuid4Source()
+    seen = set()
+    for _ in range(3 * _Uuid4Source._BATCH + 7):  # crosses refills of the random buffer
+        corr = src.new()
+        assert len(corr) == 36
+        u = uuid.UUID(corr.decode())
+        assert u.version == 4 and u.variant == uuid.RFC_4122
+        assert str(u).encode() == corr  # canonical lower-case form
+        seen.add(corr)
+    assert len(seen) == 3 * _Uuid4Source._BATCH + 7
