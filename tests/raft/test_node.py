@@ -374,6 +374,71 @@ async def test_writer_thread_path() -> None:
             await r.shutdown()
 
 
+@pytest.mark.parametrize("threaded", [False, True], ids=["inline-store", "writer-thread"])
+async def test_leader_sends_append_entries_before_its_own_log_write(threaded: bool) -> None:
+    """A leader's AppendEntries for new entries reach the transport before the leader's
+    own write of those entries starts (the leader counts itself only once persisted)."""
+    from ddastate.raft.commands import AppendEntriesRequest
+
+    events: list[tuple[str, str, int, int]] = []  # (node, "send" | "store", first, last)
+
+    def recording_store(node_id: str) -> InmemLogStore:
+        class Store(InmemLogStore):
+            inline_safe = not threaded
+
+            def store_logs(self, logs: Any) -> None:
+                if logs:
+                    events.append((node_id, "store", logs[0].index, logs[-1].index))
+                super().store_logs(logs)
+
+        return Store()
+
+    net = InmemNetwork(seed=11)
+    nodes: list[Raft] = []
+    try:
+        for i in range(3):
+            nid = f"o{i}"
+            transport = net.transport(nid)
+            inner = transport.call_nowait
+
+            def call_nowait(target: str, req: Any, nid: str = nid, inner: Any = inner) -> Any:
+                if type(req) is AppendEntriesRequest and req.entries:
+                    events.append((nid, "send", req.entries[0].index, req.entries[-1].index))
+                return inner(target, req)
+
+            transport.call_nowait = call_nowait  # type: ignore[method-assign]
+            r = Raft(
+                fast_config(nid),
+                RecordingFSM(),
+                recording_store(nid),
+                (_ThreadedStableStore if threaded else InmemStableStore)(),
+                InmemSnapshotStore(),
+                transport,
+            )
+            await r.start()
+            nodes.append(r)
+        cfg = Configuration(tuple(Server(f"o{i}", f"o{i}") for i in range(3)))
+        for r in nodes:
+            await r.bootstrap_cluster(cfg)
+        await wait_for(lambda: any(r.state is RaftState.LEADER for r in nodes), what="leader")
+        leader = next(r for r in nodes if r.state is RaftState.LEADER)
+        await leader.barrier()
+        start = leader.last_index() + 1
+        for i in range(20):  # one at a time: each one's commit frees a follower's window
+            await leader.apply(b"%d" % i)
+        lid = leader.local_id
+        mine = [e for e in events if e[0] == lid]
+        for index in range(start, start + 20):
+            sent = next(k for k, e in enumerate(mine) if e[1] == "send" and e[2] <= index <= e[3])
+            stored = next(
+                k for k, e in enumerate(mine) if e[1] == "store" and e[2] <= index <= e[3]
+            )
+            assert sent < stored, (index, mine[min(sent, stored) : max(sent, stored) + 1])
+    finally:
+        for r in nodes:
+            await r.shutdown()
+
+
 async def test_bad_input_on_transport_is_dropped(caplog: pytest.LogCaptureFixture) -> None:
     from ddastate.raft.commands import (
         AppendEntriesRequest,

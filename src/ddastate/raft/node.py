@@ -468,6 +468,8 @@ class Raft:
         self._done_seq = 0
         self._hs_seq = 0  # seq of the last job with a hard state
         self._persist_marks: deque[tuple[int, int, int]] = deque()  # (seq, index, term)
+        self._unstarted_jobs: list[_Job] = []  # numbered, not yet run or submitted
+        self._writes_scheduled = False
         self._held_msgs: deque[tuple[int, Message]] = deque()
         self._held_replies: list[tuple[int, Reply]] = []
         self._failed: BaseException | None = None
@@ -671,6 +673,7 @@ class Raft:
         for t in [self._reader_task, self._auto_snapshot_task, *self._tasks]:
             if t is not None and t is not current and not t.done():
                 t.cancel()
+        self._run_writes()  # what was numbered is written before the store is let go
         if self._writer is not None:
             self._writer.stop()
             await asyncio.to_thread(self._writer.join)
@@ -844,6 +847,7 @@ class Raft:
     def _handle_ready(self, rd: Ready) -> None:
         # 1-2: writes
         has_writes = rd.hard_state is not None or rd.compact_to or rd.truncate_from or rd.entries
+        job: _Job | None = None
         if has_writes:
             job = _Job(
                 hard_state=rd.hard_state,
@@ -851,12 +855,14 @@ class Raft:
                 truncate_from=rd.truncate_from,
                 entries=rd.entries,
             )
-            self._write(job)
-        # 3: send
+            self._number_write(job)
+        # 3: send (what needs this write is held until it is done)
         if rd.messages:
             self._send_messages(rd.messages)
         if rd.replies:
             self._send_replies(rd.replies)
+        if job is not None:
+            self._start_write(job)
         # 4: on_persisted happens in _write (inline) or _on_written (thread)
         # 6 (part): soft state before apply so futures see the right errors
         if rd.soft_state is not None:
@@ -907,26 +913,47 @@ class Raft:
 
     # -------------------------------------------------------------- writing
 
-    def _write(self, job: _Job) -> None:
+    def _number_write(self, job: _Job) -> None:
+        """Give the job its sequence number (before the messages that depend on it)."""
         self._write_seq += 1
         job.seq = seq = self._write_seq
         if job.hard_state is not None:
             self._hs_seq = seq
-        if self._writer is None:
-            try:
-                _execute((job,), self._logs, self._stable)
-            except BaseException as e:
-                self._storage_failed(e)
-                return
-            self._done_seq = seq
-            if job.entries:
-                last = job.entries[-1]
-                self._c.on_persisted(last.index, last.term)
-            return
         if job.entries:
             last = job.entries[-1]
             self._persist_marks.append((seq, last.index, last.term))
-        self._writer.submit(job)
+
+    def _start_write(self, job: _Job) -> None:
+        """Queue the job; it runs (inline stores) or goes to the writer thread soon.
+
+        Soon is a later callback of this loop iteration: after the com layer has
+        written the messages of this Ready (a leader's AppendEntries) to its socket.
+        Messages that need this write are held until it is done. A writer thread
+        woken earlier would take the GIL from the loop while they are sent; an
+        inline write would hold them back for its fsync.
+        """
+        self._unstarted_jobs.append(job)
+        if not self._writes_scheduled:
+            self._writes_scheduled = True
+            assert self._loop is not None
+            self._loop.call_soon(self._run_writes)
+
+    def _run_writes(self) -> None:
+        self._writes_scheduled = False
+        jobs = self._unstarted_jobs
+        if not jobs:
+            return
+        self._unstarted_jobs = []
+        if self._writer is not None:
+            for job in jobs:
+                self._writer.submit(job)
+            return
+        try:
+            _execute(jobs, self._logs, self._stable)
+        except BaseException as e:
+            self._storage_failed(e)
+            return
+        self._on_written(jobs[-1].seq, None)
 
     def _on_written(self, seq: int, err: BaseException | None) -> None:
         if err is not None:
