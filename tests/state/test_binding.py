@@ -353,8 +353,24 @@ async def test_propose_at_leader_times_out_without_quorum(lgroup: Group) -> None
     lgroup.factory.bus.partition([m1.node_id()], [m2.node_id()])
     with pytest.raises(TimeoutError):
         await m1.propose_input(Input(InputOp.SET, "x", b"y"), timeout=0.2)
+    assert not m1._deadlines._expired  # the expiry was taken by the proposal it ended
     lgroup.factory.bus.heal()
     await m1.propose_input(Input(InputOp.SET, "x", b"z"), timeout=30)
+
+
+async def test_leader_proposals_share_deadline_timers_and_leave_none_behind(
+    lgroup: Group,
+) -> None:
+    m1 = await lgroup.member(bootstrap=True, opts=FAST)
+    inputs = [Input(InputOp.SET, f"k{i}", b"v") for i in range(500)]
+    await asyncio.gather(*(m1.propose_input(inp, 30) for inp in inputs))
+    deadlines = m1._deadlines
+    # proposals made together share their deadline's millisecond (not a timer each)
+    assert 1 <= len(deadlines._buckets) <= 100
+    assert all(not bucket for bucket in deadlines._buckets.values())  # done ones removed
+    assert not deadlines._expired
+    fsm = m1.fsm()
+    assert fsm is not None and len(fsm.state()) == 500
 
 
 async def test_slow_disk_on_a_follower_does_not_stall_heartbeats(lgroup: Group) -> None:

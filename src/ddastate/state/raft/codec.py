@@ -819,6 +819,21 @@ def _fast_input(m: Input) -> bytes | None:
     return _pack({"Key": m.key.encode(), "Op": int(m.op), "Value": m.value})
 
 
+def encode_input_fields(op: int, key: str, value: bytes | None) -> bytes:
+    """The bytes of ``Input(op, key, value)`` for fields already checked by the caller.
+
+    ``op`` a small non-negative int, ``key`` a str, ``value`` bytes or None: the same
+    bytes as ``encode_msgpack(Input(...))`` without its dispatch (every proposal pays it).
+    Raises UnicodeEncodeError for a key that is not valid text.
+    """
+    try:
+        packer = _tls.packer
+    except AttributeError:
+        packer = _new_packer()
+    out: bytes = packer.pack({"Key": key.encode(), "Op": op, "Value": value})
+    return out
+
+
 _FAST: dict[type[Any], Callable[[Any], bytes | None]] = {
     AppendEntriesRequest: _fast_aer,
     AppendEntriesResponse: _fast_aep,
@@ -961,6 +976,39 @@ def _fast_dec_input(d: dict[Any, Any]) -> Input:
         _str(g(b"Key"), "Input.Key"),
         _bytes(g(b"Value"), "Input.Value"),
     )
+
+
+def decode_input_fields(data: bytes) -> tuple[int, str, bytes | None] | None:
+    """``(op, key, value)`` of an Input in the form encoders write, else None.
+
+    The fast path of applying an entry: a map of exactly Key, Op and Value with the
+    expected types. Anything else (other field spellings, trailing bytes, wrong
+    types, damage) gives None: decode it with ``decode_msgpack(data, Input)``,
+    which accepts what the Go decoder accepts and names what is wrong.
+    """
+    try:
+        d = _unpackb(data, raw=True, strict_map_key=True)
+    except Exception:
+        return None
+    if type(d) is not dict or len(d) != 3:
+        return None
+    op = d.get(b"Op")
+    key = d.get(b"Key")
+    value = d.get(b"Value", _MISSING)
+    if (
+        type(op) is not int
+        or type(key) is not bytes
+        or not (value is None or type(value) is bytes)
+        or not _I64_MIN <= op <= _I64_MAX
+    ):
+        return None
+    try:
+        return op, key.decode("utf-8"), value
+    except UnicodeDecodeError:
+        return None
+
+
+_MISSING = object()
 
 
 def _fast_dec_log(d: dict[Any, Any]) -> Log:

@@ -121,32 +121,41 @@ class RaftFsm:
         """
         out: list[Any] = []
         append = out.append
-        decode = codec.decode_msgpack
+        fields = codec.decode_input_fields
         with self._lock:
             state = self._state
             observers = self._observers
             for log in logs:
-                data = log.data
-                try:
-                    inp = decode(data or b"", Input)
-                except codec.CodecError as e:
-                    raw = (data or b"")[:64].hex()
-                    logger.warning(
-                        "log entry %d: input does not decode (%s): %s", log.index, e, raw
-                    )
-                    append(FsmError(f"input of Raft log entry {log.index} does not decode: {e}"))
-                    continue
-                op = int(inp.op)
+                data = log.data or b""
+                f = fields(data)
+                if f is None:
+                    try:
+                        inp = codec.decode_msgpack(data, Input)
+                    except codec.CodecError as e:
+                        logger.warning(
+                            "log entry %d: input does not decode (%s): %s",
+                            log.index,
+                            e,
+                            data[:64].hex(),
+                        )
+                        append(
+                            FsmError(f"input of Raft log entry {log.index} does not decode: {e}")
+                        )
+                        continue
+                    op, key, value = int(inp.op), inp.key, inp.value
+                else:
+                    op, key, value = f
                 if op == InputOp.SET:
-                    value = inp.value if inp.value is not None else b""
-                    state[inp.key] = value
+                    if value is None:
+                        value = b""
+                    state[key] = value
                     if observers:
-                        self._notify(Input(InputOp.SET, inp.key, value))
+                        self._notify(Input(InputOp.SET, key, value))
                     append(None)
                 elif op == InputOp.DELETE:
-                    state.pop(inp.key, None)
+                    state.pop(key, None)
                     if observers:
-                        self._notify(Input(InputOp.DELETE, inp.key))
+                        self._notify(Input(InputOp.DELETE, key))
                     append(None)
                 elif op == InputOp.UNDEFINED:
                     append(None)
