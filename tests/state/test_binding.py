@@ -69,6 +69,8 @@ def test_options_defaults_and_units() -> None:
     assert o.install_snapshot_timeout_scale == 262144
     assert (o.snapshot_interval, o.snapshot_threshold) == (120.0, 8192)
     assert not o.debug and not o.pipeline
+    assert o.max_append_entries == 512  # ddastate's batch; Go members use hashicorp's 64
+    assert BindingOptions.from_opts({"maxAppendEntries": 64}).max_append_entries == 64
     o = BindingOptions.from_opts(
         {
             "debug": True,

@@ -341,7 +341,7 @@ class BindingCore:
         self, action: Action, scope: Scope | str = Scope.COM, timeout: float = 1.0
     ) -> ActionResult:
         """Publish an Action and return its first result (TimeoutError after ``timeout`` s)."""
-        return await self.request_action_nowait(action, scope, timeout)
+        return await self._request_action_future(action, scope, timeout)
 
     def request_action_nowait(
         self, action: Action, scope: Scope | str = Scope.COM, timeout: float = 1.0
@@ -353,6 +353,11 @@ class BindingCore:
         callers that send many requests from callbacks (the Raft transport), where a
         task per request would cost more than the request.
         """
+        return self._request_action_future(action, scope, timeout)
+
+    def _request_action_future(
+        self, action: Action, scope: Scope | str, timeout: float
+    ) -> asyncio.Future[ActionResult]:
         loop = self._loop
         if loop is None:
             raise ComNotOpenError("request failed as binding is not open")

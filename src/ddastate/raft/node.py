@@ -862,7 +862,7 @@ class Raft:
         if rd.replies:
             self._send_replies(rd.replies)
         if job is not None:
-            self._start_write(job)
+            self._start_write(job, soon=bool(rd.messages))
         # 4: on_persisted happens in _write (inline) or _on_written (thread)
         # 6 (part): soft state before apply so futures see the right errors
         if rd.soft_state is not None:
@@ -923,23 +923,29 @@ class Raft:
             last = job.entries[-1]
             self._persist_marks.append((seq, last.index, last.term))
 
-    def _start_write(self, job: _Job) -> None:
-        """Queue the job; it runs (inline stores) or goes to the writer thread soon.
+    def _start_write(self, job: _Job, soon: bool) -> None:
+        """Run the job (inline stores) or hand it to the writer thread, now or soon.
 
-        Soon is a later callback of this loop iteration: after the com layer has
-        written the messages of this Ready (a leader's AppendEntries) to its socket.
-        Messages that need this write are held until it is done. A writer thread
-        woken earlier would take the GIL from the loop while they are sent; an
-        inline write would hold them back for its fsync.
+        Soon (``soon``: the Ready had messages to send) is a later callback of this
+        loop iteration, after the com layer has written those messages (a leader's
+        AppendEntries) to its socket: a writer thread woken earlier would take the
+        GIL from the loop while they are sent, an inline write would hold them back
+        for its fsync. Messages that need this write are held until it is done; with
+        nothing else to send (a follower appending), the write starts at once.
         """
         self._unstarted_jobs.append(job)
-        if not self._writes_scheduled:
+        if not soon:
+            self._run_writes()
+        elif not self._writes_scheduled:
             self._writes_scheduled = True
             assert self._loop is not None
-            self._loop.call_soon(self._run_writes)
+            self._loop.call_soon(self._run_scheduled_writes)
+
+    def _run_scheduled_writes(self) -> None:
+        self._writes_scheduled = False
+        self._run_writes()
 
     def _run_writes(self) -> None:
-        self._writes_scheduled = False
         jobs = self._unstarted_jobs
         if not jobs:
             return

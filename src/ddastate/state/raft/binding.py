@@ -26,10 +26,12 @@ Differences from the reference, all in the caller's favour and invisible on the 
 - a restarting member with stored state never bootstraps (the reference fails there);
 - option values of the wrong type are errors (the reference silently takes defaults).
 
-ddastate extensions (all off by default; Go peers neither need nor notice them except
-``pipeline`` and ``preVote``, which are for all-Python groups only): ``trailingLogs``,
-``maxAppendEntries`` (larger AppendEntries batches, which Go followers accept),
-``pipeline`` and ``preVote``.
+ddastate extensions (Go peers neither need nor notice them except ``pipeline`` and
+``preVote``, which are for all-Python groups only and off by default): ``trailingLogs``,
+``maxAppendEntries`` (entries per AppendEntries, 1..1024; 512 by default where the
+reference leaves hashicorp's 64: a leader without pipelining has one AppendEntries in
+flight per follower, so under load its batch size bounds the throughput; Go followers
+accept any batch), ``pipeline`` and ``preVote``.
 """
 
 from __future__ import annotations
@@ -109,7 +111,7 @@ class BindingOptions:
     snapshot_interval: float = 120.0
     snapshot_threshold: int = 8192
     trailing_logs: int = 10240
-    max_append_entries: int = 64
+    max_append_entries: int = 512
     pipeline: bool = False
     pre_vote: bool = False
 
