@@ -12,6 +12,7 @@ import msgpack
 import pytest
 
 from ddastate.com.api import Action, Scope
+from ddastate.raft.testing import wait_for
 from ddastate.state import UnsupportedProtocolError, new
 from ddastate.state.api import Input, InputOp
 from ddastate.state.raft import (
@@ -426,7 +427,8 @@ async def test_close_ends_pending_proposals(lgroup: Group) -> None:
     m2 = await lgroup.member(opts=FAST)
     lgroup.factory.bus.partition([m1.node_id()], [m2.node_id()])
     pending = asyncio.create_task(m2.propose_input(Input(InputOp.SET, "x", b"y")))  # no timeout
-    await asyncio.sleep(0.05)  # let it start forwarding
+    com = m2._transport._com  # type: ignore[union-attr]
+    await wait_for(lambda: bool(com._pending), what="the forwarded proposal in flight")
     assert not pending.done()
     await m2.close()
     with pytest.raises(BindingNotOpenError):
