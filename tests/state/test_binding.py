@@ -422,6 +422,18 @@ async def test_slow_disk_on_a_follower_does_not_stall_heartbeats(lgroup: Group) 
     await converged([m1, m2, m3], "done")
 
 
+async def test_forwarded_proposals_leave_no_waiters_behind(lgroup: Group) -> None:
+    m1 = await lgroup.member(bootstrap=True, opts=FAST)
+    m2 = await lgroup.member(opts=FAST)
+    await asyncio.gather(
+        *(m2.propose_input(Input(InputOp.SET, f"f{i}", b"v"), 30) for i in range(300))
+    )
+    change = m2._leader_change
+    assert change is not None and not change.waiting  # each removed itself when done
+    fsm = m1.fsm()
+    assert fsm is not None and len(fsm.state()) == 300
+
+
 async def test_close_ends_pending_proposals(lgroup: Group) -> None:
     m1 = await lgroup.member(bootstrap=True, opts=FAST)
     m2 = await lgroup.member(opts=FAST)

@@ -40,7 +40,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -202,6 +202,24 @@ def _encode_input(inp: Input) -> bytes:
     return codec.encode_msgpack(inp)
 
 
+class _LeaderChange:
+    """The forwarded requests waiting under one known leader; fired when it changes.
+
+    A set rather than callbacks on a future: 1024 forwarded proposals in flight made
+    ``remove_done_callback`` (a scan of every callback) a fifth of a follower's CPU.
+    """
+
+    __slots__ = ("waiting",)
+
+    def __init__(self) -> None:
+        self.waiting: set[Callable[[], None]] = set()
+
+    def fire(self) -> None:
+        for abort in list(self.waiting):
+            abort()
+        self.waiting.clear()
+
+
 class _DeadlineTimers:
     """Expires many futures with few timers: one timer per millisecond of deadlines.
 
@@ -267,7 +285,7 @@ class RaftBinding:
         self._state_obs: dict[Observation[Input], int] = {}
         self._member_obs: dict[Observation[MembershipChange], int] = {}
         self._lfw_tasks: set[asyncio.Task[None]] = set()
-        self._leader_changed: asyncio.Future[None] | None = None
+        self._leader_change: _LeaderChange | None = None
         self._leader_watch: asyncio.Task[None] | None = None
         self._deadlines = _DeadlineTimers()
 
@@ -368,7 +386,7 @@ class RaftBinding:
             transport.set_lfw_handler(self._on_lfw, gate=self._is_leader)
             await raft.start()
             self._raft = raft
-            self._leader_changed = asyncio.get_running_loop().create_future()
+            self._leader_change = _LeaderChange()
             self._leader_watch = asyncio.create_task(self._watch_leader(raft))
             await asyncio.sleep(0)  # let the watcher register before anything waits on it
             if existing:
@@ -385,18 +403,17 @@ class RaftBinding:
         logger.info("opened Raft state synchronization binding %s", node_id)
 
     async def _watch_leader(self, raft: Raft) -> None:
-        """Resolve (and renew) ``_leader_changed`` whenever the known leader changes.
+        """Fire (and renew) ``_leader_change`` whenever the known leader changes.
 
         A forwarded proposal waits for the leader's answer or for this, so a change of
         leader (this member included) retries at once instead of after lfwTimeout.
         """
-        loop = asyncio.get_running_loop()
         try:
             async with raft.observe(lambda o: isinstance(o.data, LeaderObservation)) as obs:
                 async for _ in obs:
-                    fut, self._leader_changed = self._leader_changed, loop.create_future()
-                    if fut is not None and not fut.done():
-                        fut.set_result(None)
+                    change, self._leader_change = self._leader_change, _LeaderChange()
+                    if change is not None:
+                        change.fire()
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -483,17 +500,17 @@ class RaftBinding:
         The task cancels itself when the leader changes (no extra task per request) and
         turns that cancellation into the (False, None) result.
         """
-        changed = self._leader_changed
+        change = self._leader_change
         task = asyncio.current_task()
         state = [0]  # 0 waiting, 1 aborted by a leader change, 2 finished
 
-        def abort(_: object) -> None:
+        def abort() -> None:
             if state[0] == 0 and task is not None and not task.done():
                 state[0] = 1
                 task.cancel()
 
-        if changed is not None and task is not None:
-            changed.add_done_callback(abort)
+        if change is not None and task is not None:
+            change.waiting.add(abort)
         try:
             return True, await coro
         except asyncio.CancelledError:
@@ -503,8 +520,8 @@ class RaftBinding:
         finally:
             if state[0] == 0:
                 state[0] = 2
-            if changed is not None:
-                changed.remove_done_callback(abort)
+            if change is not None:
+                change.waiting.discard(abort)
 
     async def _catch_up(self, index: int) -> None:
         """Wait (up to startupTimeout) until this member applied the log up to ``index``.
@@ -566,9 +583,9 @@ class RaftBinding:
         watch, self._leader_watch = self._leader_watch, None
         if watch is not None:
             watch.cancel()
-        changed, self._leader_changed = self._leader_changed, None
-        if changed is not None and not changed.done():
-            changed.set_result(None)
+        change, self._leader_change = self._leader_change, None
+        if change is not None:
+            change.fire()
         if raft is not None:
             try:
                 await raft.shutdown()
