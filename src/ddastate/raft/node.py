@@ -863,7 +863,7 @@ class Raft:
             self._send_replies(rd.replies)
         if job is not None:
             self._start_write(job, soon=bool(rd.messages))
-        # 4: on_persisted happens in _write (inline) or _on_written (thread)
+        # 4: on_persisted happens in _on_written, once the write is done (inline or thread)
         # 6 (part): soft state before apply so futures see the right errors
         if rd.soft_state is not None:
             self._on_soft_state(rd)
