@@ -85,18 +85,24 @@ async def _run(protocol: str, url: str, subs: list[Any], pubs: list[Any]) -> Non
             await b.close()
 
 
-@pytest.mark.parametrize("protocol", ["loopback", pytest.param("mqtt5", marks=pytest.mark.mqtt)])
-def test_random_scenarios_match_the_model(protocol: str, mosquitto_session: Any) -> None:
+def _check_scenarios(run: Any, protocol: str, url: str, examples: int) -> None:
+    """Run ``run(protocol, url, subs, pubs)`` on hypothesis-drawn scenarios."""
+
     @settings(
-        max_examples=60 if protocol == "mqtt5" else 200,
+        max_examples=examples,
         deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
     @given(scenario)
     def check(sc: tuple[list[Any], list[Any]]) -> None:
-        asyncio.run(_run(protocol, mosquitto_session.url, *sc))
+        asyncio.run(run(protocol, url, *sc))
 
     check()
+
+
+@pytest.mark.parametrize("protocol", ["loopback", pytest.param("mqtt5", marks=pytest.mark.mqtt)])
+def test_random_scenarios_match_the_model(protocol: str, mosquitto_session: Any) -> None:
+    _check_scenarios(_run, protocol, mosquitto_session.url, 60 if protocol == "mqtt5" else 200)
 
 
 async def _run_actions(protocol: str, url: str, subs: list[Any], pubs: list[Any]) -> None:
@@ -143,13 +149,6 @@ async def _run_actions(protocol: str, url: str, subs: list[Any], pubs: list[Any]
 
 @pytest.mark.parametrize("protocol", ["loopback", pytest.param("mqtt5", marks=pytest.mark.mqtt)])
 def test_random_action_scenarios_match_the_model(protocol: str, mosquitto_session: Any) -> None:
-    @settings(
-        max_examples=40 if protocol == "mqtt5" else 150,
-        deadline=None,
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    _check_scenarios(
+        _run_actions, protocol, mosquitto_session.url, 40 if protocol == "mqtt5" else 150
     )
-    @given(scenario)
-    def check(sc: tuple[list[Any], list[Any]]) -> None:
-        asyncio.run(_run_actions(protocol, mosquitto_session.url, *sc))
-
-    check()

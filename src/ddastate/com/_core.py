@@ -341,7 +341,17 @@ class BindingCore:
         self, action: Action, scope: Scope | str = Scope.COM, timeout: float = 1.0
     ) -> ActionResult:
         """Publish an Action and return its first result (TimeoutError after ``timeout`` s)."""
-        return await self._request_action_future(action, scope, timeout)
+        result: ActionResult = await self._request_future(
+            LEVEL_ACTION,
+            action.type,
+            action.id,
+            action.source,
+            action.params,
+            action.data_content_type,
+            scope,
+            timeout,
+        )
+        return result
 
     def request_action_nowait(
         self, action: Action, scope: Scope | str = Scope.COM, timeout: float = 1.0
@@ -353,17 +363,7 @@ class BindingCore:
         callers that send many requests from callbacks (the Raft transport), where a
         task per request would cost more than the request.
         """
-        return self._request_action_future(action, scope, timeout)
-
-    def _request_action_future(
-        self, action: Action, scope: Scope | str, timeout: float
-    ) -> asyncio.Future[ActionResult]:
-        loop = self._loop
-        if loop is None:
-            raise ComNotOpenError("request failed as binding is not open")
-        fut: asyncio.Future[ActionResult] = loop.create_future()
-        pending = _Pending(LEVEL_ACTION_RESULT, future=fut)
-        corr = self._start_request(
+        return self._request_future(
             LEVEL_ACTION,
             action.type,
             action.id,
@@ -371,23 +371,14 @@ class BindingCore:
             action.params,
             action.data_content_type,
             scope,
-            pending,
+            timeout,
         )
-        timer = loop.call_later(timeout, _expire, fut)
-        pending_map = self._pending
-
-        def finished(_: asyncio.Future[ActionResult]) -> None:
-            timer.cancel()
-            pending_map.pop(corr, None)
-
-        fut.add_done_callback(finished)
-        return fut
 
     async def request_query(
         self, query: Query, scope: Scope | str = Scope.COM, timeout: float = 1.0
     ) -> QueryResult:
         """Publish a Query and return its first result (TimeoutError after ``timeout`` s)."""
-        return await self._request(  # type: ignore[no-any-return]
+        result: QueryResult = await self._request_future(
             LEVEL_QUERY,
             query.type,
             query.id,
@@ -397,8 +388,9 @@ class BindingCore:
             scope,
             timeout,
         )
+        return result
 
-    async def _request(
+    def _request_future(
         self,
         level: str,
         type_: str,
@@ -408,7 +400,8 @@ class BindingCore:
         dt: str,
         scope: Scope | str,
         timeout: float,
-    ) -> Any:
+    ) -> asyncio.Future[Any]:
+        """Publish a request; the future gets its first result (see request_action_nowait)."""
         loop = self._loop
         if loop is None:
             raise ComNotOpenError("request failed as binding is not open")
@@ -416,11 +409,14 @@ class BindingCore:
         pending = _Pending(_RESULT_LEVEL[level], future=fut)
         corr = self._start_request(level, type_, id_, source, payload, dt, scope, pending)
         timer = loop.call_later(timeout, _expire, fut)
-        try:
-            return await fut
-        finally:
+        pending_map = self._pending
+
+        def finished(_: asyncio.Future[Any]) -> None:
             timer.cancel()
-            self._pending.pop(corr, None)
+            pending_map.pop(corr, None)
+
+        fut.add_done_callback(finished)
+        return fut
 
     def _send_result(
         self, response_topic: str, correlation_data: bytes, level: str, result: Any

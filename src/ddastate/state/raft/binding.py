@@ -623,68 +623,53 @@ class RaftBinding:
         cmd = _encode_input(input)
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
-        if raft.state is RaftState.LEADER:
-            # Hot path: the leader applies at once (one coroutine frame, no timer of
-            # its own); anything unusual goes to the general path below.
-            fut = raft.apply(cmd)
-            bucket = None if deadline is None else self._deadlines.add(fut, deadline)
-            try:
-                resp = await fut
-            except asyncio.CancelledError:
-                if bucket is None or not self._deadlines.expired(fut):
-                    raise
-                raise TimeoutError("propose_input timed out waiting for the commit") from None
-            except RaftError:
-                pass  # not leader any more, shut down, ...: the general path decides
-            else:
-                if isinstance(resp, Exception):
-                    raise StateBindingError(str(resp))
-                return
-            finally:
-                if bucket is not None:
-                    bucket.discard(fut)
         while True:
-            retry_reason = await self._propose_once(cmd, deadline)
-            if retry_reason is None:
-                return
+            raft = self._raft
+            if raft is None or self._closing:
+                raise BindingNotOpenError(f"propose_input {input!r} failed: binding closed")
+            retry_reason: str | None = None
+            forward = raft.state is not RaftState.LEADER
+            if not forward:
+                # applied here, in this coroutine: a frame less on every leader proposal
+                fut = raft.apply(cmd)
+                bucket = None if deadline is None else self._deadlines.add(fut, deadline)
+                try:
+                    resp = await fut
+                except asyncio.CancelledError:
+                    if bucket is None or not self._deadlines.expired(fut):
+                        raise
+                    raise TimeoutError("propose_input timed out waiting for the commit") from None
+                except NotLeaderError:
+                    forward = True  # lost leadership meanwhile
+                except RaftShutdownError:
+                    if self._closing:
+                        raise BindingNotOpenError("binding closed") from None
+                    retry_reason = "raft is shut down"
+                except RaftError as e:
+                    retry_reason = str(e)
+                else:
+                    if isinstance(resp, FsmError | Exception):
+                        raise StateBindingError(str(resp))
+                    return
+                finally:
+                    if bucket is not None:
+                        bucket.discard(fut)
+            if forward:
+                retry_reason = await self._forward_once(cmd, deadline)
+                if retry_reason is None:
+                    return
             if self._raft is None or self._closing:
                 raise BindingNotOpenError(f"propose_input {input!r} failed: binding closed")
             if deadline is not None and loop.time() + RETRY_DELAY >= deadline:
                 raise TimeoutError(f"propose_input {input!r} timed out: {retry_reason}")
             await asyncio.sleep(RETRY_DELAY)
 
-    async def _propose_once(self, cmd: bytes, deadline: float | None) -> str | None:
-        """One attempt; None on success, else why it should be retried."""
-        raft = self._raft
+    async def _forward_once(self, cmd: bytes, deadline: float | None) -> str | None:
+        """One leader-forwarded attempt; None on success, else why it should be retried."""
         transport = self._transport
-        if raft is None or transport is None:
+        if transport is None:
             raise BindingNotOpenError("binding closed")
         loop = asyncio.get_running_loop()
-        if raft.state is RaftState.LEADER:
-            fut = raft.apply(cmd)
-            expired: list[bool] = []
-            timer = None if deadline is None else loop.call_at(deadline, _expire, fut, expired)
-            try:
-                resp = await fut
-            except asyncio.CancelledError:
-                if not expired:
-                    raise
-                raise TimeoutError("propose_input timed out waiting for the commit") from None
-            except NotLeaderError:
-                pass  # lost leadership meanwhile: forward below
-            except RaftShutdownError:
-                if self._closing:
-                    raise BindingNotOpenError("binding closed") from None
-                return "raft is shut down"
-            except RaftError as e:
-                return str(e)
-            else:
-                if isinstance(resp, FsmError | Exception):
-                    raise StateBindingError(str(resp))
-                return None
-            finally:
-                if timer is not None:
-                    timer.cancel()
         t = self._opts.lfw_timeout
         if deadline is not None:
             t = min(t, deadline - loop.time())
@@ -806,12 +791,6 @@ class RaftBinding:
         oid = self._member_obs.pop(obs, None)
         if oid is not None and self._store is not None:
             self._store.remove_membership_change_observer(oid)
-
-
-def _expire(fut: asyncio.Future[Any], expired: list[bool]) -> None:
-    if not fut.done():
-        expired.append(True)
-        fut.cancel()
 
 
 def _answer_apply(rpc: LfwRPC, fut: asyncio.Future[Any]) -> None:
