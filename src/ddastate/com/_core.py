@@ -341,17 +341,7 @@ class BindingCore:
         self, action: Action, scope: Scope | str = Scope.COM, timeout: float = 1.0
     ) -> ActionResult:
         """Publish an Action and return its first result (TimeoutError after ``timeout`` s)."""
-        result: ActionResult = await self._request_future(
-            LEVEL_ACTION,
-            action.type,
-            action.id,
-            action.source,
-            action.params,
-            action.data_content_type,
-            scope,
-            timeout,
-        )
-        return result
+        return await self._action_future(action, scope, timeout)
 
     def request_action_nowait(
         self, action: Action, scope: Scope | str = Scope.COM, timeout: float = 1.0
@@ -363,6 +353,12 @@ class BindingCore:
         callers that send many requests from callbacks (the Raft transport), where a
         task per request would cost more than the request.
         """
+        return self._action_future(action, scope, timeout)
+
+    def _action_future(
+        self, action: Action, scope: Scope | str, timeout: float
+    ) -> asyncio.Future[ActionResult]:
+        # private: request_action must not go through an overridable request_action_nowait
         return self._request_future(
             LEVEL_ACTION,
             action.type,
