@@ -79,3 +79,22 @@ def test_correlation_data_is_a_fresh_uuid4_string() -> None:
         assert str(u).encode() == corr  # canonical lower-case form
         seen.add(corr)
     assert len(seen) == 3 * _Uuid4Source._BATCH + 7
+
+
+def test_forked_child_draws_fresh_correlation_data() -> None:
+    import os
+
+    from ddastate.com._core import _correlation
+
+    _correlation.new()  # the buffer holds unread random bytes now
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next correlation data, then exit at once
+        os.write(w, _correlation.new())
+        os._exit(0)
+    os.close(w)
+    child = os.read(r, 64)
+    os.close(r)
+    os.waitpid(pid, 0)
+    assert len(child) == 36
+    assert child != _correlation.new()  # without the reset both would take the same bytes

@@ -691,6 +691,11 @@ class _Uuid4Source:
         self._buf = b""
         self._pos = 0
 
+    def reset(self) -> None:
+        """Forget the unread random bytes (a forked child must not replay its parent's)."""
+        self._buf = b""
+        self._pos = 0
+
     def new(self) -> bytes:
         pos = self._pos
         if pos >= len(self._buf):
@@ -705,8 +710,7 @@ class _Uuid4Source:
 
 
 _correlation = _Uuid4Source()
-# a forked child must not replay its parent's unread random bytes
-os.register_at_fork(after_in_child=lambda: setattr(_correlation, "_pos", len(_correlation._buf)))
+os.register_at_fork(after_in_child=_correlation.reset)
 
 
 def _expire(fut: asyncio.Future[Any]) -> None:

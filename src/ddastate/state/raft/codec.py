@@ -978,6 +978,9 @@ def _fast_dec_input(d: dict[Any, Any]) -> Input:
     )
 
 
+_MISSING = object()
+
+
 def decode_input_fields(data: bytes) -> tuple[int, str, bytes | None] | None:
     """``(op, key, value)`` of an Input in the form encoders write, else None.
 
@@ -1006,9 +1009,6 @@ def decode_input_fields(data: bytes) -> tuple[int, str, bytes | None] | None:
         return op, key.decode("utf-8"), value
     except UnicodeDecodeError:
         return None
-
-
-_MISSING = object()
 
 
 def _fast_dec_log(d: dict[Any, Any]) -> Log:
