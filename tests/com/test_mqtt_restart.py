@@ -214,3 +214,25 @@ async def test_dropped_connection_reconnects_and_restores(mosquitto: Mosquitto) 
     assert (await sub.get(5)).id == "after-drop"
     await a.close()
     await b.close()
+
+
+async def test_malformed_packet_length_from_broker_reconnects(mosquitto: Mosquitto) -> None:
+    """Bytes that cannot be an MQTT packet (a remaining length over 4 bytes) end
+    that connection with a log line; the binding reconnects and works on."""
+    a = Mqtt5Binding()
+    b = Mqtt5Binding()
+    await a.open(_cfg(mosquitto, "badlen", connectRetryDelay=100))
+    await b.open(_cfg(mosquitto, "badlen", connectRetryDelay=100))
+    try:
+        sub = await b.subscribe_event(SubscriptionFilter(Scope.COM, "m"))
+        # as if the broker had sent it: PUBLISH whose length has five continuation bytes
+        b._client._connection._protocol.data_received(b"\x30\xff\xff\xff\xff\x7f")
+        await b.wait_disconnected(5)
+        await b.wait_connected(10)
+        assert len(b.reconnect_durations) == 1
+        await flush(b)
+        await a.publish_event(Event("m", "after-garbage", "a"))
+        assert (await sub.get(5)).id == "after-garbage"
+    finally:
+        await a.close()
+        await b.close()

@@ -28,13 +28,16 @@ import re
 import ssl
 import struct
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
 from gmqtt import Client
+from gmqtt.mqtt.connection import MQTTConnection
 from gmqtt.mqtt.constants import UNLIMITED_RECONNECTS, MQTTv50
 from gmqtt.mqtt.package import Package
+from gmqtt.mqtt.protocol import BaseMQTTProtocol, MQTTProtocol
 from gmqtt.subscription import Subscription as GSubscription
 
 from ddastate.com._core import BindingCore, UserProps
@@ -158,13 +161,31 @@ class _Client(Client):  # type: ignore[misc]
     async def _create_connection(
         self, host: str, port: int, ssl: Any, clean_session: bool, keepalive: int
     ) -> Any:
+        # gmqtt's own steps before a connection (see Client._create_connection), then
+        # the connection with our protocol class
+        self._exit_reconnecting_state()
+        self._package_handler.clear_topics_aliases()
+        self._connack_received.clear()
+        self._connection_lost.clear()
+        options = {
+            "connection_state": self._connection_state,
+            "id_generator": self._package_handler.id_generator,
+        }
+        conn: Any
         if self._ws_path is None:
-            conn = await super()._create_connection(host, port, ssl, clean_session, keepalive)
+            loop = asyncio.get_running_loop()
+            transport, protocol = await loop.create_connection(
+                partial(_MqttProtocol, **options), host, port, ssl=ssl
+            )
+            conn = MQTTConnection(
+                transport,
+                protocol,
+                clean_session,
+                keepalive,
+                package_handler=self._package_handler,
+                logger=self._logger,
+            )
         else:
-            self._exit_reconnecting_state()
-            self._package_handler.clear_topics_aliases()
-            self._connack_received.clear()
-            self._connection_lost.clear()
             conn = await ws_create_connection(
                 host,
                 port,
@@ -175,9 +196,46 @@ class _Client(Client):  # type: ignore[misc]
                 connection_state=self._connection_state,
                 package_handler=self._package_handler,
                 logger=self._logger,
+                protocol_class=_MqttProtocol,
             )
-        conn._protocol._read_packet = partial(self._binding._fast_read_packet, conn)
+        conn._protocol.attach(partial(self._binding._fast_read_packet, conn))
         return conn
+
+
+class _MqttProtocol(MQTTProtocol):  # type: ignore[misc]
+    """gmqtt's protocol, with incoming bytes parsed in ``data_received``.
+
+    gmqtt feeds a StreamReader that a reader task drains: a task wake-up and an
+    extra event loop pass for every socket read. Here the bytes go straight to
+    the binding's packet splitter.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_bytes: Callable[[bytes], int] | None = None
+        self._early = bytearray()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        BaseMQTTProtocol.connection_made(self, transport)  # without gmqtt's reader task
+
+    def attach(self, on_bytes: Callable[[bytes], int]) -> None:
+        """Start handing incoming bytes to ``on_bytes`` (returns -1 for garbage)."""
+        self._on_bytes = on_bytes
+        if self._early:  # nothing is expected before our CONNECT; kept all the same
+            data = bytes(self._early)
+            self._early.clear()
+            self.data_received(data)
+
+    def data_received(self, data: bytes) -> None:
+        on_bytes = self._on_bytes
+        if on_bytes is None:
+            self._early += data
+        elif on_bytes(data) < 0:
+            log.warning("closing the broker connection: malformed packet length")
+            self._transport.close()
+
+    def eof_received(self) -> bool:
+        return False  # the transport closes; gmqtt sees the connection lost
 
 
 class Mqtt5Binding(BindingCore):
@@ -390,8 +448,8 @@ class Mqtt5Binding(BindingCore):
         self._parse_publish(cmd, raw, 0, len(raw))
 
     def _fast_read_packet(self, conn: Any, data: bytes) -> int:
-        """Replacement of gmqtt's MQTTProtocol._read_packet: splits the byte stream
-        into packets; PUBLISH goes straight to our decoder, the rest to gmqtt.
+        """Split the byte stream into packets: PUBLISH goes straight to our
+        decoder, the rest to gmqtt's packet handler.
 
         It always consumes all of ``data`` (returns its length, or -1 for a
         malformed length): an incomplete packet is kept here in a bytearray, so a

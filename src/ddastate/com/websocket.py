@@ -14,7 +14,6 @@ import hashlib
 import logging
 import os
 import struct
-from functools import partial
 from typing import Any
 
 from gmqtt.mqtt.connection import MQTTConnection
@@ -215,12 +214,13 @@ async def ws_create_connection(
     connection_state: Any,
     package_handler: Any,
     logger: Any = None,
+    protocol_class: type[MQTTProtocol] = MQTTProtocol,
 ) -> MQTTConnection:
     """Like gmqtt's MQTTConnection.create_connection, over a WebSocket."""
     loop = asyncio.get_running_loop()
-    inner = partial(
-        MQTTProtocol, connection_state=connection_state, id_generator=package_handler.id_generator
-    )()
+    inner = protocol_class(
+        connection_state=connection_state, id_generator=package_handler.id_generator
+    )
     raw, proto = await loop.create_connection(
         lambda: _WsProtocol(inner, host, port, path), host, port, ssl=ssl or None
     )
