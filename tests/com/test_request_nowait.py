@@ -1,5 +1,6 @@
-"""request_action_nowait (the future-returning request the Raft transport uses) and the
-correlation data every request carries; run on the loopback bus and on Mosquitto."""
+"""request_action_nowait and request_action_callback (the requests the Raft transport
+sends from callbacks) and the correlation data every request carries; run on the
+loopback bus and on Mosquitto."""
 
 from __future__ import annotations
 
@@ -66,6 +67,99 @@ async def test_cancelled_nowait_request_is_forgotten(com_factory: Any) -> None:
     fut.cancel()
     await asyncio.sleep(0)  # done callbacks run on the next loop iteration
     assert a._pending == {}
+
+
+class _Outcomes:
+    """Collects callback outcomes; ``wait(n)`` returns once n have arrived."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[Any, BaseException | None]] = []
+        self._changed = asyncio.Event()
+
+    def __call__(self, result: Any, error: BaseException | None) -> None:
+        self.items.append((result, error))
+        self._changed.set()
+
+    async def wait(self, n: int) -> list[tuple[Any, BaseException | None]]:
+        while len(self.items) < n:
+            self._changed.clear()
+            await asyncio.wait_for(self._changed.wait(), 10)
+        return self.items
+
+
+async def test_callback_request_reports_each_result_once(com_factory: Any) -> None:
+    a = await com_factory.open()
+    b = await com_factory.open()
+    await b.subscribe_action(
+        SubscriptionFilter(Scope.STA, "echo"),
+        handler=lambda awc: awc.send(ActionResult("b", awc.action.params)),
+    )
+    outcomes = [_Outcomes() for _ in range(20)]
+    for i, out in enumerate(outcomes):
+        a.request_action_callback(Action("echo", f"r{i}", "a", b"%d" % i), Scope.STA, 5, out)
+    for i, out in enumerate(outcomes):
+        [(result, error)] = await out.wait(1)
+        assert error is None and result.data == b"%d" % i and result.context == "b"
+    assert a._pending == {}
+
+
+async def test_callback_request_times_out(com_factory: Any) -> None:
+    a = await com_factory.open()
+    out = _Outcomes()
+    a.request_action_callback(Action("nobody", "x", "a"), Scope.COM, 0.05, out)
+    [(result, error)] = await out.wait(1)
+    assert result is None and isinstance(error, TimeoutError)
+    assert a._pending == {}
+
+
+async def test_callback_request_fails_when_the_binding_closes(com_factory: Any) -> None:
+    a = await com_factory.open()
+    out = _Outcomes()
+    a.request_action_callback(Action("nobody", "x", "a"), Scope.COM, 30, out)
+    await a.close()
+    [(result, error)] = await out.wait(1)
+    assert result is None and isinstance(error, ComClosedError)
+
+
+async def test_forgotten_callback_request_reports_nothing(com_factory: Any) -> None:
+    a = await com_factory.open()
+    b = await com_factory.open()
+    answered = _Outcomes()
+    await b.subscribe_action(
+        SubscriptionFilter(Scope.STA, "late"),
+        handler=lambda awc: awc.send(ActionResult("b")),
+    )
+    silent = _Outcomes()
+    forget = a.request_action_callback(Action("late", "1", "a"), Scope.STA, 0.05, silent)
+    forget()
+    assert a._pending == {}
+    # a later request to the same responder is answered after the forgotten one, and
+    # a request with a longer timeout expires after the forgotten one's would have
+    a.request_action_callback(Action("late", "2", "a"), Scope.STA, 5, answered)
+    later = _Outcomes()
+    a.request_action_callback(Action("nobody", "3", "a"), Scope.COM, 0.1, later)
+    await answered.wait(1)
+    [(_, error)] = await later.wait(1)
+    assert isinstance(error, TimeoutError)
+    assert silent.items == []  # neither its result nor its timeout reached the callback
+
+
+async def test_failing_callback_does_not_break_the_receive_path(com_factory: Any) -> None:
+    a = await com_factory.open()
+    b = await com_factory.open()
+    await b.subscribe_action(
+        SubscriptionFilter(Scope.STA, "echo"),
+        handler=lambda awc: awc.send(ActionResult("b", awc.action.params)),
+    )
+
+    def broken(result: Any, error: BaseException | None) -> None:
+        raise RuntimeError("callback bug")
+
+    a.request_action_callback(Action("echo", "1", "a", b"1"), Scope.STA, 5, broken)
+    out = _Outcomes()
+    a.request_action_callback(Action("echo", "2", "a", b"2"), Scope.STA, 5, out)
+    [(result, error)] = await out.wait(1)
+    assert error is None and result.data == b"2"
 
 
 def test_correlation_data_is_a_fresh_uuid4_string() -> None:

@@ -175,6 +175,55 @@ async def test_slow_disk_does_not_stall_heartbeats() -> None:
             await r.shutdown()
 
 
+async def test_leader_removing_itself_with_a_slow_disk_sees_its_change_succeed() -> None:
+    """The other voters commit the leader's removal while the leader's own write of it
+    is stuck: the leader steps down, but shuts down only once it has applied the
+    change, so remove_server reports success instead of RaftShutdownError."""
+    net = InmemNetwork(seed=5)
+    ids = ["s0", "s1", "s2"]
+    stores = {i: _SlowLogStore() for i in ids}
+    nodes: dict[str, Raft] = {}
+    try:
+        conf = Configuration(tuple(Server(i, i) for i in ids))
+        for k, i in enumerate(ids):
+            r = Raft(
+                fast_config(i),
+                RecordingFSM(),
+                stores[i],
+                _ThreadStable(),
+                InmemSnapshotStore(),
+                net.transport(i),
+                seed=3 + k,
+            )
+            await r.start()
+            await r.bootstrap_cluster(conf)
+            nodes[i] = r
+        await wait_for(lambda: any(r.state is RaftState.LEADER for r in nodes.values()))
+        leader = next(r for r in nodes.values() if r.state is RaftState.LEADER)
+        await leader.apply(b"warm")
+        stores[leader.local_id].gate.clear()
+        change = leader.remove_server(leader.local_id)
+        await asyncio.to_thread(stores[leader.local_id].blocked.wait, 5)
+        # the remaining voters commit the removal; the old leader steps down meanwhile
+        others = [r for r in nodes.values() if r is not leader]
+        await wait_for(lambda: leader.state is not RaftState.LEADER, what="step down")
+        assert leader.state is RaftState.FOLLOWER  # not shut down: the change is not applied
+        assert not change.done()
+        stores[leader.local_id].gate.set()
+        index = await asyncio.wait_for(change, 5)  # the index of the removal entry
+        assert index > 2
+        await wait_for(lambda: leader.state is RaftState.SHUTDOWN, what="shutdown")
+        await wait_for(lambda: any(r.state is RaftState.LEADER for r in others))
+        new_leader = next(r for r in others if r.state is RaftState.LEADER)
+        cfg = await new_leader.get_configuration()
+        assert sorted(s.id for s in cfg.servers) == sorted(r.local_id for r in others)
+    finally:
+        for s in stores.values():
+            s.gate.set()
+        for r in nodes.values():
+            await r.shutdown()
+
+
 async def test_failed_and_resumed_heartbeat_observations() -> None:
     async with await Cluster.create(3) as c:
         leader = await c.wait_for_leader()

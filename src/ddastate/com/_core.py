@@ -15,7 +15,8 @@ import inspect
 import logging
 import os
 import re
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 from ddastate.com.api import (
@@ -90,20 +91,26 @@ class _Route(Generic[T]):
         self.ready: asyncio.Future[None] | None = None
 
 
+#: ``callback(result, None)`` with a request's first result, ``callback(None, error)`` otherwise
+ResultCallback = Callable[[Any, BaseException | None], None]
+
+
 class _Pending:
     """A request waiting for its result(s): a future (first result) or a stream."""
 
-    __slots__ = ("future", "level", "stream", "timer")
+    __slots__ = ("callback", "future", "level", "stream", "timer")
 
     def __init__(
         self,
         level: str,
         future: asyncio.Future[Any] | None = None,
         stream: ResultStream[Any] | None = None,
+        callback: ResultCallback | None = None,
     ) -> None:
         self.level = level
         self.future = future
         self.stream = stream
+        self.callback = callback
         self.timer: asyncio.TimerHandle | None = None
 
 
@@ -198,6 +205,8 @@ class BindingCore:
                 p.timer.cancel()
             if p.future is not None and not p.future.done():
                 p.future.set_exception(ComClosedError("binding closed"))
+            if p.callback is not None:
+                _call_back(p.callback, None, ComClosedError("binding closed"))
             if p.stream is not None:
                 p.stream._on_close = None
                 p.stream._end()
@@ -354,6 +363,49 @@ class BindingCore:
         task per request would cost more than the request.
         """
         return self._action_future(action, scope, timeout)
+
+    def request_action_callback(
+        self,
+        action: Action,
+        scope: Scope | str,
+        timeout: float,
+        callback: Callable[[ActionResult | None, BaseException | None], None],
+    ) -> Callable[[], None]:
+        """``request_action`` with a callback: publish now, report the outcome once.
+
+        ``callback(result, None)`` runs with the first result, straight from the
+        receive path (no future, no extra event loop pass: keep it short and never
+        block); ``callback(None, error)`` with TimeoutError after ``timeout`` seconds
+        or ComClosedError when the binding closes. Returns a function that forgets
+        the request; the callback is then never called. Invalid input and a closed
+        binding raise at once, as in ``request_action``.
+        """
+        loop = self._loop
+        if loop is None:
+            raise ComNotOpenError("request failed as binding is not open")
+        pending = _Pending(LEVEL_ACTION_RESULT, callback=callback)
+        corr = self._start_request(
+            LEVEL_ACTION,
+            action.type,
+            action.id,
+            action.source,
+            action.params,
+            action.data_content_type,
+            scope,
+            pending,
+        )
+        pending.timer = loop.call_later(timeout, self._callback_expired, corr)
+        return partial(self._forget_callback, corr)
+
+    def _callback_expired(self, corr: bytes) -> None:
+        pending = self._pending.pop(corr, None)
+        if pending is not None and pending.callback is not None:
+            _call_back(pending.callback, None, TimeoutError("no result within the timeout"))
+
+    def _forget_callback(self, corr: bytes) -> None:
+        pending = self._pending.pop(corr, None)
+        if pending is not None and pending.timer is not None:
+            pending.timer.cancel()
 
     def _action_future(
         self, action: Action, scope: Scope | str, timeout: float
@@ -578,6 +630,11 @@ class BindingCore:
             if fut is not None:
                 if not fut.done():
                     fut.set_result(result)
+            elif pending.callback is not None:
+                del self._pending[corr]
+                if pending.timer is not None:
+                    pending.timer.cancel()
+                _call_back(pending.callback, result, None)
             elif pending.stream is not None:
                 pending.stream._put(result)
             return
@@ -711,6 +768,13 @@ class _Uuid4Source:
 
 _correlation = _Uuid4Source()
 os.register_at_fork(after_in_child=_correlation.reset)
+
+
+def _call_back(callback: ResultCallback, result: Any, error: BaseException | None) -> None:
+    try:
+        callback(result, error)
+    except Exception:
+        log.exception("a request's result callback failed")
 
 
 def _expire(fut: asyncio.Future[Any]) -> None:

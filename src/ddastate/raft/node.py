@@ -479,6 +479,10 @@ class Raft:
         self._call_nowait: Callable[[str, Request], asyncio.Future[Any]] | None = (
             cn if callable(cn) else None
         )
+        ct = getattr(transport, "call_then", None)
+        self._call_then: Callable[[str, Request, Callable[..., None]], None] | None = (
+            ct if callable(ct) else None
+        )
         self._in_flush = False
         self._installing = False
         # While a user restore runs, the core must get no input: inputs wait here.
@@ -488,6 +492,7 @@ class Raft:
         self._tasks: set[asyncio.Task[Any]] = set()
         # apply
         self._applied_index = 0
+        self._shutdown_after = 0  # removed: shut down once applied through this index
         self._applying_paused = False
         self._apply_backlog: deque[Log] = deque()
         ab = getattr(fsm, "apply_batch", None)
@@ -695,6 +700,15 @@ class Raft:
             assert self._loop is not None
             self._loop.call_soon(self._flush)
 
+    def _flush_now_or_soon(self) -> None:
+        """Flush at once (an answer or a commit goes out in this loop pass) unless a
+        flush is pending anyway (it batches this input) or we are inside one (a peer
+        answered synchronously): never re-enter."""
+        if self._flush_scheduled or self._in_flush:
+            self._schedule_flush()
+        else:
+            self._flush()
+
     async def _read_rpcs(self) -> None:
         q = self._transport.consumer()
         while True:
@@ -731,12 +745,7 @@ class Raft:
             rpc.respond(None, RaftError("request could not be processed"))
             if rpc.reader is not None:
                 self._spawn(self._drain(rpc.reader))
-        # Answer at once unless a flush is pending anyway (then it batches this one) or
-        # we are inside a flush (a peer answered synchronously): never re-enter.
-        if self._flush_scheduled or self._in_flush:
-            self._schedule_flush()
-        else:
-            self._flush()
+        self._flush_now_or_soon()
 
     async def _drain(self, reader: IO[bytes]) -> None:
         def drain() -> None:
@@ -873,13 +882,8 @@ class Raft:
             self._fail_from(rd.truncated_from, LeadershipLostError)
         if rd.restored_from:
             self._fail_from(rd.restored_from, AbortedByRestoreError)
-        # 5: apply
-        if rd.committed:
-            if self._applying_paused:
-                self._apply_backlog.extend(rd.committed)
-            else:
-                self._apply(rd.committed)
-        # 6: notifications
+        # a membership change's future waits for its entry: registered before the apply,
+        # which may hold that entry already
         for token, res in rd.configuration_results:
             f = cast(IndexFuture[Any], token)
             self._others.discard(f)
@@ -887,6 +891,13 @@ class Raft:
                 fail_quietly(f, res)
             elif not f.done():
                 self._futures[res] = f
+        # 5: apply
+        if rd.committed:
+            if self._applying_paused:
+                self._apply_backlog.extend(rd.committed)
+            else:
+                self._apply(rd.committed)
+        # 6: notifications
         for token, ok in rd.verify_results:
             vf = cast(RaftFuture[None], token)
             self._others.discard(vf)
@@ -908,6 +919,12 @@ class Raft:
         if rd.snapshot_installed is not None:
             self._last_snapshot = rd.snapshot_installed
         if rd.removed and self._config.shutdown_on_remove:
+            # Not before the removal is applied here: the other voters may have
+            # committed it before this node's own write of it was done, and the
+            # future of the membership change would fail with the shutdown.
+            self._shutdown_after = max(self._c.commit_index, 1)
+        if self._shutdown_after and self._applied_index >= self._shutdown_after:
+            self._shutdown_after = 0
             logger.info("raft %s removed from the configuration: shutting down", self.local_id)
             self._spawn(self.shutdown())
 
@@ -1036,7 +1053,7 @@ class Raft:
                 self._held_replies.append((need, r))
 
     def _send(self, m: Message) -> None:
-        if self._call_nowait is not None and self._send_nowait(m):
+        if (self._call_then is not None or self._call_nowait is not None) and self._send_nowait(m):
             return
         req = m.request
         t = type(req)
@@ -1061,8 +1078,17 @@ class Raft:
         self._spawn(self._rpc(m, call))
 
     def _send_nowait(self, m: Message) -> bool:
+        if type(m.request) is InstallSnapshotRequest:
+            return False
+        ct = self._call_then
+        if ct is not None:
+            try:
+                ct(m.to_addr, m.request, partial(self._on_call_result, m))
+            except Exception as e:
+                self._on_send_failed(m, e)
+            return True
         cn = self._call_nowait
-        if cn is None or type(m.request) is InstallSnapshotRequest:
+        if cn is None:
             return False
         try:
             fut = cn(m.to_addr, m.request)
@@ -1071,6 +1097,12 @@ class Raft:
             return True
         fut.add_done_callback(partial(self._on_call_done, m))
         return True
+
+    def _on_call_result(self, m: Message, resp: Any, error: BaseException | None) -> None:
+        if error is not None:
+            self._on_send_failed(m, error)
+        else:
+            self._on_send_ok(m, resp)
 
     def _on_call_done(self, m: Message, fut: asyncio.Future[Any]) -> None:
         if fut.cancelled():
@@ -1107,7 +1139,7 @@ class Raft:
             self._c.on_response(m.to_id, m.request, resp, now)
         except Exception:
             logger.exception("raft %s: bad response from %s dropped", self.local_id, m.to_id)
-        self._schedule_flush()
+        self._flush_now_or_soon()
 
     def _on_send_failed(self, m: Message, e: BaseException) -> None:
         if self._shutdown:

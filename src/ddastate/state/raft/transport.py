@@ -219,6 +219,11 @@ class RaftTransport:
         if self._request_nowait is not None:
             # The node uses this (when present) instead of a task per request.
             self.call_nowait = self._call_nowait
+        request_cb = getattr(com, "request_action_callback", None)
+        self._request_cb: Callable[..., Any] | None = request_cb if callable(request_cb) else None
+        if self._request_cb is not None:
+            # preferred by the node over call_nowait: no future between reply and node
+            self.call_then = self._call_then
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -387,8 +392,8 @@ class RaftTransport:
         resp: T = reply.response
         return resp
 
-    def _call_nowait(self, target: str, req: Any) -> asyncio.Future[Any]:
-        """Send a node-targeted request; the future resolves with the typed response."""
+    def _nowait_action(self, target: str, req: Any) -> tuple[Action, str, type[Any]]:
+        """The action carrying a node-targeted request sent without waiting."""
         if self._closed:
             raise TransportShutdownError()
         kind = _NOWAIT_OPS.get(type(req))
@@ -397,9 +402,38 @@ class RaftTransport:
         op, resp_cls = kind
         if op == OP_PRE_VOTE and not self.can_prevote:
             raise RpcError("pre-vote is not enabled on this transport")
-        assert self._request_nowait is not None
         params = codec.encode_msgpack(req)
         action = Action(type=RPC_TYPE_PREFIX + target, id=op, source=self._local, params=params)
+        return action, op, resp_cls
+
+    def _call_then(
+        self, target: str, req: Any, on_done: Callable[[Any, BaseException | None], None]
+    ) -> None:
+        """Send a node-targeted request; ``on_done(response, None)`` or
+        ``on_done(None, error)`` runs once, straight from the receive path."""
+        action, op, resp_cls = self._nowait_action(target, req)
+        assert self._request_cb is not None
+
+        def done(result: ActionResult | None, error: BaseException | None) -> None:
+            if error is None and self._closed:
+                error = TransportShutdownError()
+            if error is None:
+                assert result is not None
+                try:
+                    resp = self._decode_reply(result, action.type, op, resp_cls)
+                except RaftError as e:
+                    error = e
+                else:
+                    on_done(resp, None)
+                    return
+            on_done(None, error)
+
+        self._request_cb(action, Scope.STA, self._timeout, done)
+
+    def _call_nowait(self, target: str, req: Any) -> asyncio.Future[Any]:
+        """Send a node-targeted request; the future resolves with the typed response."""
+        action, op, resp_cls = self._nowait_action(target, req)
+        assert self._request_nowait is not None
         inner = self._request_nowait(action, Scope.STA, self._timeout)
         out: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
@@ -417,9 +451,7 @@ class RaftTransport:
                 out.set_exception(TransportShutdownError())
                 return
             try:
-                out.set_result(
-                    self._decode_reply(f.result(), RPC_TYPE_PREFIX + target, op, resp_cls)
-                )
+                out.set_result(self._decode_reply(f.result(), action.type, op, resp_cls))
             except RaftError as e:
                 out.set_exception(e)
 
