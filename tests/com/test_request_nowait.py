@@ -87,13 +87,19 @@ class _Outcomes:
         return self.items
 
 
-async def test_callback_request_reports_each_result_once(com_factory: Any) -> None:
+async def _requester_and_echo(com_factory: Any) -> Any:
+    """Opens two bindings: the second answers ``echo`` actions with their params."""
     a = await com_factory.open()
     b = await com_factory.open()
     await b.subscribe_action(
         SubscriptionFilter(Scope.STA, "echo"),
         handler=lambda awc: awc.send(ActionResult("b", awc.action.params)),
     )
+    return a
+
+
+async def test_callback_request_reports_each_result_once(com_factory: Any) -> None:
+    a = await _requester_and_echo(com_factory)
     outcomes = [_Outcomes() for _ in range(20)]
     for i, out in enumerate(outcomes):
         a.request_action_callback(Action("echo", f"r{i}", "a", b"%d" % i), Scope.STA, 5, out)
@@ -145,12 +151,7 @@ async def test_forgotten_callback_request_reports_nothing(com_factory: Any) -> N
 
 
 async def test_failing_callback_does_not_break_the_receive_path(com_factory: Any) -> None:
-    a = await com_factory.open()
-    b = await com_factory.open()
-    await b.subscribe_action(
-        SubscriptionFilter(Scope.STA, "echo"),
-        handler=lambda awc: awc.send(ActionResult("b", awc.action.params)),
-    )
+    a = await _requester_and_echo(com_factory)
 
     def broken(result: Any, error: BaseException | None) -> None:
         raise RuntimeError("callback bug")

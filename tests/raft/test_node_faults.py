@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
@@ -127,8 +128,13 @@ class _ThreadStable(InmemStableStore):
     inline_safe = False
 
 
-async def test_slow_disk_does_not_stall_heartbeats() -> None:
-    net = InmemNetwork(seed=11)
+@contextlib.asynccontextmanager
+async def _slow_disk_group(
+    net_seed: int, node_seed: int
+) -> AsyncIterator[tuple[dict[str, Raft], dict[str, _SlowLogStore], Raft]]:
+    """Three members whose log stores can be stalled; yields them, their stores and
+    the leader once it has committed a first entry."""
+    net = InmemNetwork(seed=net_seed)
     ids = ["s0", "s1", "s2"]
     stores = {i: _SlowLogStore() for i in ids}
     nodes: dict[str, Raft] = {}
@@ -142,7 +148,7 @@ async def test_slow_disk_does_not_stall_heartbeats() -> None:
                 _ThreadStable(),
                 InmemSnapshotStore(),
                 net.transport(i),
-                seed=7 + k,  # distinct seeds: equal timeouts would split every vote
+                seed=node_seed + k,  # distinct seeds: equal timeouts would split every vote
             )
             await r.start()
             await r.bootstrap_cluster(conf)
@@ -150,7 +156,17 @@ async def test_slow_disk_does_not_stall_heartbeats() -> None:
         await wait_for(lambda: any(r.state is RaftState.LEADER for r in nodes.values()))
         leader = next(r for r in nodes.values() if r.state is RaftState.LEADER)
         await leader.apply(b"warm")
-        slow_id = next(i for i in ids if i != leader.local_id)
+        yield nodes, stores, leader
+    finally:
+        for s in stores.values():
+            s.gate.set()
+        for r in nodes.values():
+            await r.shutdown()
+
+
+async def test_slow_disk_does_not_stall_heartbeats() -> None:
+    async with _slow_disk_group(11, 7) as (nodes, stores, leader):
+        slow_id = next(i for i in nodes if i != leader.local_id)
         slow = nodes[slow_id]
         term = slow.current_term()
         stores[slow_id].gate.clear()
@@ -168,39 +184,13 @@ async def test_slow_disk_does_not_stall_heartbeats() -> None:
         assert leader.state is RaftState.LEADER
         stores[slow_id].gate.set()
         await wait_for(lambda: slow.applied_index() >= f.index, what="slow member catches up")
-    finally:
-        for s in stores.values():
-            s.gate.set()
-        for r in nodes.values():
-            await r.shutdown()
 
 
 async def test_leader_removing_itself_with_a_slow_disk_sees_its_change_succeed() -> None:
     """The other voters commit the leader's removal while the leader's own write of it
     is stuck: the leader steps down, but shuts down only once it has applied the
     change, so remove_server reports success instead of RaftShutdownError."""
-    net = InmemNetwork(seed=5)
-    ids = ["s0", "s1", "s2"]
-    stores = {i: _SlowLogStore() for i in ids}
-    nodes: dict[str, Raft] = {}
-    try:
-        conf = Configuration(tuple(Server(i, i) for i in ids))
-        for k, i in enumerate(ids):
-            r = Raft(
-                fast_config(i),
-                RecordingFSM(),
-                stores[i],
-                _ThreadStable(),
-                InmemSnapshotStore(),
-                net.transport(i),
-                seed=3 + k,
-            )
-            await r.start()
-            await r.bootstrap_cluster(conf)
-            nodes[i] = r
-        await wait_for(lambda: any(r.state is RaftState.LEADER for r in nodes.values()))
-        leader = next(r for r in nodes.values() if r.state is RaftState.LEADER)
-        await leader.apply(b"warm")
+    async with _slow_disk_group(5, 3) as (nodes, stores, leader):
         stores[leader.local_id].gate.clear()
         change = leader.remove_server(leader.local_id)
         await asyncio.to_thread(stores[leader.local_id].blocked.wait, 5)
@@ -217,11 +207,6 @@ async def test_leader_removing_itself_with_a_slow_disk_sees_its_change_succeed()
         new_leader = next(r for r in others if r.state is RaftState.LEADER)
         cfg = await new_leader.get_configuration()
         assert sorted(s.id for s in cfg.servers) == sorted(r.local_id for r in others)
-    finally:
-        for s in stores.values():
-            s.gate.set()
-        for r in nodes.values():
-            await r.shutdown()
 
 
 async def test_failed_and_resumed_heartbeat_observations() -> None:

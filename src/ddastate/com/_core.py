@@ -295,16 +295,7 @@ class BindingCore:
         self, action: Action, scope: Scope | str = Scope.COM, timeout: float | None = None
     ) -> ResultStream[ActionResult]:
         """Publish an Action; results arrive on the stream until aclose() or ``timeout``."""
-        return self._publish_request(
-            LEVEL_ACTION,
-            action.type,
-            action.id,
-            action.source,
-            action.params,
-            action.data_content_type,
-            scope,
-            timeout,
-        )
+        return self._publish_request(*_action_request(action), scope, timeout)
 
     async def publish_query(
         self, query: Query, scope: Scope | str = Scope.COM, timeout: float | None = None
@@ -384,16 +375,7 @@ class BindingCore:
         if loop is None:
             raise ComNotOpenError("request failed as binding is not open")
         pending = _Pending(LEVEL_ACTION_RESULT, callback=callback)
-        corr = self._start_request(
-            LEVEL_ACTION,
-            action.type,
-            action.id,
-            action.source,
-            action.params,
-            action.data_content_type,
-            scope,
-            pending,
-        )
+        corr = self._start_request(*_action_request(action), scope, pending)
         pending.timer = loop.call_later(timeout, self._callback_expired, corr)
         return partial(self._forget_callback, corr)
 
@@ -411,16 +393,7 @@ class BindingCore:
         self, action: Action, scope: Scope | str, timeout: float
     ) -> asyncio.Future[ActionResult]:
         # private: request_action must not go through an overridable request_action_nowait
-        return self._request_future(
-            LEVEL_ACTION,
-            action.type,
-            action.id,
-            action.source,
-            action.params,
-            action.data_content_type,
-            scope,
-            timeout,
-        )
+        return self._request_future(*_action_request(action), scope, timeout)
 
     async def request_query(
         self, query: Query, scope: Scope | str = Scope.COM, timeout: float = 1.0
@@ -768,6 +741,18 @@ class _Uuid4Source:
 
 _correlation = _Uuid4Source()
 os.register_at_fork(after_in_child=_correlation.reset)
+
+
+def _action_request(action: Action) -> tuple[str, str, str, str, bytes, str]:
+    """An Action as the (level, type, id, source, payload, content type) of a request."""
+    return (
+        LEVEL_ACTION,
+        action.type,
+        action.id,
+        action.source,
+        action.params,
+        action.data_content_type,
+    )
 
 
 def _call_back(callback: ResultCallback, result: Any, error: BaseException | None) -> None:
