@@ -65,7 +65,17 @@ async def test_compaction_keeps_trailing_logs() -> None:
 
 
 async def test_lagging_follower_catches_up_through_install_snapshot() -> None:
-    cfg = fast_config(trailing_logs=50, snapshot_threshold=100, snapshot_interval=0.02)
+    # 10,000 applies with 512 in flight and a snapshot every 20 ms keep the loop busy:
+    # on a loaded machine a 100 ms lease can lapse and the leader step down mid-stream
+    # (correctly, but apply_many then fails). Longer timers keep this about snapshots.
+    cfg = fast_config(
+        trailing_logs=50,
+        snapshot_threshold=100,
+        snapshot_interval=0.02,
+        heartbeat_timeout=0.5,
+        election_timeout=0.5,
+        leader_lease_timeout=0.5,
+    )
     async with await Cluster.create(3, config=cfg) as c:
         leader = await c.wait_for_leader()
         lagger = next(m for m in c.members if m != leader.local_id)
