@@ -710,7 +710,8 @@ class RaftBinding:
         if isinstance(cmd, ApplyRequest):
             data = cmd.command
             try:
-                codec.decode_msgpack(data or b"", Input)
+                if codec.decode_input_fields(data or b"") is None:  # not the canonical form
+                    codec.decode_msgpack(data or b"", Input)
             except codec.CodecError as e:
                 logger.warning("forwarded input from %s does not decode: %s", rpc.source, e)
                 rpc.respond(None, LfwRejectedError(f"input does not decode: {e}"))
