@@ -216,23 +216,40 @@ async def test_dropped_connection_reconnects_and_restores(mosquitto: Mosquitto) 
     await b.close()
 
 
-async def test_malformed_packet_length_from_broker_reconnects(mosquitto: Mosquitto) -> None:
-    """Bytes that cannot be an MQTT packet (a remaining length over 4 bytes) end
-    that connection with a log line; the binding reconnects and works on."""
-    a = Mqtt5Binding()
-    b = Mqtt5Binding()
-    await a.open(_cfg(mosquitto, "badlen", connectRetryDelay=100))
-    await b.open(_cfg(mosquitto, "badlen", connectRetryDelay=100))
-    try:
-        sub = await b.subscribe_event(SubscriptionFilter(Scope.COM, "m"))
-        # as if the broker had sent it: PUBLISH whose length has five continuation bytes
-        b._client._connection._protocol.data_received(b"\x30\xff\xff\xff\xff\x7f")
-        await b.wait_disconnected(5)
-        await b.wait_connected(10)
-        assert len(b.reconnect_durations) == 1
-        await flush(b)
-        await a.publish_event(Event("m", "after-garbage", "a"))
-        assert (await sub.get(5)).id == "after-garbage"
-    finally:
-        await a.close()
-        await b.close()
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_receive_path_and_malformed_packet_length(mosquitto: Mosquitto, loop_kind: str) -> None:
+    """Requests and events on the receive path; bytes that cannot be an MQTT packet
+    (a remaining length over 4 bytes) end that connection with a log line, and the
+    binding reconnects and works on. Also on uvloop (the sidecar's loop), which binds
+    a protocol's data_received when the connection is made."""
+    loop_factory = None
+    if loop_kind == "uvloop":
+        loop_factory = pytest.importorskip("uvloop").new_event_loop
+
+    async def scenario() -> None:
+        a = Mqtt5Binding()
+        b = Mqtt5Binding()
+        await a.open(_cfg(mosquitto, "badlen", connectRetryDelay=100))
+        await b.open(_cfg(mosquitto, "badlen", connectRetryDelay=100))
+        try:
+            sub = await b.subscribe_event(SubscriptionFilter(Scope.COM, "m"))
+            await b.subscribe_action(
+                SubscriptionFilter(Scope.STA, "m"),
+                handler=lambda awc: awc.send(ActionResult("b", awc.action.params[::-1])),
+            )
+            res = await a.request_action(Action("m", "1", "a", b"abc"), Scope.STA, 5)
+            assert res.data == b"cba"
+            # as if the broker had sent it: PUBLISH whose length has five continuation bytes
+            b._client._connection._protocol.data_received(b"\x30\xff\xff\xff\xff\x7f")
+            await b.wait_disconnected(5)
+            await b.wait_connected(10)
+            assert len(b.reconnect_durations) == 1
+            await flush(b)  # b's resubscriptions went out before this round trip's SUBSCRIBE
+            await a.publish_event(Event("m", "after-garbage", "a"))
+            assert (await sub.get(5)).id == "after-garbage"
+        finally:
+            await a.close()
+            await b.close()
+
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(scenario())
