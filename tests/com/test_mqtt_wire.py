@@ -260,3 +260,23 @@ async def test_qos_levels(mqtt5_factory: Any, qos: int) -> None:
             assert binding._client._persistent_storage.is_empty
     finally:
         await plain.close()
+
+
+async def test_cancel_as_the_suback_arrives_is_not_lost(mqtt5_factory: Any) -> None:
+    """A subscribe cancelled in the same loop pass as its SUBACK arrives raises
+    CancelledError. (asyncio.wait_for of Python 3.11 returned the result instead and
+    dropped the cancellation: a sidecar stopped during startup went on joining.)"""
+    b = await mqtt5_factory.open()
+    task: asyncio.Task[Any] | None = None
+    deliver = b._on_subscribe
+
+    def cancel_then_deliver(*args: Any) -> None:
+        assert task is not None
+        task.cancel()
+        deliver(*args)
+
+    b._client.on_subscribe = cancel_then_deliver
+    task = asyncio.ensure_future(b.subscribe_event(SubscriptionFilter(Scope.COM, "late")))
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert task.cancelled()

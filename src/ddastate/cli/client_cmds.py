@@ -193,7 +193,8 @@ async def _members_from_stream(client: StateClient) -> StatusInfo:
     try:
         while True:
             try:
-                change = await asyncio.wait_for(anext(stream), timeout=0.5)
+                async with asyncio.timeout(0.5):
+                    change = await anext(stream)
             except (TimeoutError, StopAsyncIteration):
                 break
             if change.joined:

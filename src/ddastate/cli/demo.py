@@ -89,7 +89,8 @@ class Member:
             await self.binding.close()
         if self.observer is not None:
             with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(self.observer, 5.0)
+                async with asyncio.timeout(5.0):
+                    await self.observer
             self.observer = None
         if self.com is not None:
             await self.com.close()

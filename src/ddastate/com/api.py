@@ -310,9 +310,8 @@ class _Stream(Generic[T]):
 
     async def get(self, timeout: float | None = None) -> T:
         """Next item; TimeoutError after ``timeout`` s, StopAsyncIteration if ended."""
-        if timeout is None:
+        async with asyncio.timeout(timeout):
             return await self.__anext__()
-        return await asyncio.wait_for(self.__anext__(), timeout)
 
     async def aclose(self) -> None:
         """End the stream and release its resources; pending items are dropped."""

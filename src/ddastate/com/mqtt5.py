@@ -269,13 +269,15 @@ class Mqtt5Binding(BindingCore):
         """Wait until the broker connection is up (e.g. after a broker restart)."""
         if self._connected_event is None:
             raise ComNotOpenError("binding is not open")
-        await asyncio.wait_for(self._connected_event.wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await self._connected_event.wait()
 
     async def wait_disconnected(self, timeout: float | None = None) -> None:
         """Wait until the broker connection is lost."""
         if self._disconnected_event is None:
             raise ComNotOpenError("binding is not open")
-        await asyncio.wait_for(self._disconnected_event.wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await self._disconnected_event.wait()
 
     async def open(self, cfg: Config, timeout: float | None = None) -> None:
         """Connect to the broker of ``cfg.services.com.url`` and subscribe response topics.
@@ -327,10 +329,12 @@ class Mqtt5Binding(BindingCore):
             if remaining <= 0:
                 break
             try:
-                await asyncio.wait_for(
-                    client.connect(host, port, ssl=ssl_ctx, keepalive=keepalive, version=MQTTv50),
-                    remaining,
-                )
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a
+                # cancellation that arrives as the awaited operation completes
+                async with asyncio.timeout(remaining):
+                    await client.connect(
+                        host, port, ssl=ssl_ctx, keepalive=keepalive, version=MQTTv50
+                    )
                 break
             except (TimeoutError, OSError, ssl.SSLError) as exc:
                 last_exc = exc
@@ -377,7 +381,8 @@ class Mqtt5Binding(BindingCore):
                 fut.cancel()
         self._suback.clear()
         try:
-            await asyncio.wait_for(client.disconnect(), 1.0)
+            async with asyncio.timeout(1.0):
+                await client.disconnect()
         except Exception as exc:
             log.debug("disconnect: %s", exc)
         log.info("MQTT5 binding closed")
@@ -676,7 +681,8 @@ class Mqtt5Binding(BindingCore):
         mid = self._send_subscribe(topic_filter, sub_id)
         self._suback[mid] = fut
         try:
-            codes = await asyncio.wait_for(fut, 10.0)
+            async with asyncio.timeout(10.0):
+                codes = await fut
         except ComNotConnectedError:
             return  # restored by the resubscribe after the reconnect
         bad = [c for c in codes if c >= 0x80]

@@ -225,7 +225,8 @@ async def ws_create_connection(
         lambda: _WsProtocol(inner, host, port, path), host, port, ssl=ssl or None
     )
     try:
-        await asyncio.wait_for(proto.ready, 10.0)
+        async with asyncio.timeout(10.0):
+            await proto.ready
     except BaseException:
         raw.close()
         raise

@@ -448,7 +448,8 @@ class InmemTransport:
             dup = RPC(command=rpc.command, reader=_copy_reader(rpc.reader))
             peer._deliver(dup)
         try:
-            resp = await asyncio.wait_for(asyncio.shield(rpc.response), timeout)
+            async with asyncio.timeout(timeout):
+                resp = await asyncio.shield(rpc.response)
         except TimeoutError:
             raise TimeoutError(f"no response from {peer.addr!r}") from None
         if back.loss and net.rng.random() < back.loss:

@@ -1727,7 +1727,8 @@ class Raft:
         if timeout is None:
             await noop
         else:
-            await asyncio.wait_for(asyncio.shield(noop), timeout)
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(noop)
 
     # ------------------------------------------------------------ snapshots
 

@@ -556,9 +556,8 @@ class RaftBinding:
             try:
                 if raft.state is RaftState.LEADER:
                     try:
-                        await asyncio.wait_for(
-                            raft.remove_server(self._id, 0, None), self._opts.startup_timeout
-                        )
+                        async with asyncio.timeout(self._opts.startup_timeout):
+                            await raft.remove_server(self._id, 0, None)
                     except (RaftError, TimeoutError) as e:
                         logger.info("leader could not remove itself: %s", e)
                 else:
