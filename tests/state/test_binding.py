@@ -361,6 +361,29 @@ async def test_propose_at_leader_times_out_without_quorum(lgroup: Group) -> None
     await m1.propose_input(Input(InputOp.SET, "x", b"z"), timeout=30)
 
 
+async def test_cancel_as_the_deadline_passes_stays_a_cancellation(lgroup: Group) -> None:
+    """A proposal cancelled by its caller in the same loop pass as its deadline passes
+    raises CancelledError, not TimeoutError: the caller's cancellation is not lost."""
+    m1 = await lgroup.member(bootstrap=True, opts=FAST)
+    m2 = await lgroup.member(opts=FAST)
+    lgroup.factory.bus.partition([m1.node_id()], [m2.node_id()])  # nothing commits
+    deadlines = m1._deadlines
+    expire = deadlines._fire
+    task: asyncio.Task[None] | None = None
+
+    def expire_then_cancel(key: int) -> None:
+        assert task is not None
+        expire(key)
+        task.cancel()
+
+    deadlines._fire = expire_then_cancel  # type: ignore[method-assign]
+    task = asyncio.ensure_future(m1.propose_input(Input(InputOp.SET, "x", b"y"), timeout=0.2))
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert task.cancelled()
+    lgroup.factory.bus.heal()
+
+
 async def test_leader_proposals_share_deadline_timers_and_leave_none_behind(
     lgroup: Group,
 ) -> None:

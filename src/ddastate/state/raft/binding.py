@@ -635,8 +635,10 @@ class RaftBinding:
                 try:
                     resp = await fut
                 except asyncio.CancelledError:
-                    if bucket is None or not self._deadlines.expired(fut):
-                        raise
+                    expired = bucket is not None and self._deadlines.expired(fut)
+                    task = asyncio.current_task()
+                    if not expired or (task is not None and task.cancelling()):
+                        raise  # the caller cancelled (maybe as the deadline passed): keep it
                     raise TimeoutError("propose_input timed out waiting for the commit") from None
                 except NotLeaderError:
                     forward = True  # lost leadership meanwhile
