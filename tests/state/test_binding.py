@@ -523,3 +523,29 @@ async def test_undecodable_lfw_is_answered_by_every_member(group: Group) -> None
             if len(contexts) == len(members):
                 break
     assert contexts == {m.node_id() for m in members}
+
+
+@pytest.mark.mqtt
+async def test_cancelled_join_always_ends(mqtt5_factory: Any) -> None:
+    """Cancelling a member's open while it joins a group without a leader ends it,
+    wherever the cancellation lands (subscribing, starting the node, asking to join,
+    waiting to retry); the com binding closes afterwards."""
+    import random
+
+    rng = random.Random(1)
+    delays = [0.0, 0.0002, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.008, 0.012, 0.02, 0.05, 0.11]
+    for i in range(60):
+        com = await mqtt5_factory.open()
+        cfg = mqtt5_factory.config()
+        cfg.identity.id = f"lonely{i}"
+        cfg.services.state.bootstrap = False
+        cfg.services.state.opts.update(FAST)
+        binding = RaftBinding()
+        opening = asyncio.ensure_future(binding.open(cfg.validate(), com))
+        await asyncio.sleep(rng.choice(delays))
+        opening.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            async with asyncio.timeout(10):  # a lost cancellation would join forever
+                await asyncio.shield(opening)
+        assert opening.cancelled()
+        await com.close()
