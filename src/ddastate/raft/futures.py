@@ -38,9 +38,10 @@ class RaftFuture(asyncio.Future[T], Generic[T]):
         try:
             await asyncio.shield(self)
         except asyncio.CancelledError:
-            if self.cancelled():
+            task = asyncio.current_task()
+            if self.cancelled() and not (task is not None and task.cancelling()):
                 return asyncio.CancelledError()
-            raise
+            raise  # the caller was cancelled (maybe together with this future)
         except BaseException as e:
             return e
         return None
