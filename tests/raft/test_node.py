@@ -399,14 +399,16 @@ async def test_leader_sends_append_entries_before_its_own_log_write(threaded: bo
         for i in range(3):
             nid = f"o{i}"
             transport = net.transport(nid)
-            inner = transport.call_nowait
+            inner = transport.call_then
 
-            def call_nowait(target: str, req: Any, nid: str = nid, inner: Any = inner) -> Any:
+            def call_then(
+                target: str, req: Any, on_done: Any, nid: str = nid, inner: Any = inner
+            ) -> None:
                 if type(req) is AppendEntriesRequest and req.entries:
                     events.append((nid, "send", req.entries[0].index, req.entries[-1].index))
-                return inner(target, req)
+                inner(target, req, on_done)
 
-            transport.call_nowait = call_nowait  # type: ignore[method-assign]
+            transport.call_then = call_then  # type: ignore[method-assign]
             r = Raft(
                 fast_config(nid),
                 RecordingFSM(),

@@ -435,18 +435,23 @@ def test_reply_envelope_round_trip() -> None:
     )
 
 
-class NowaitLoopback(LoopbackBinding):
-    """A loopback binding that also offers request_action_nowait (as a com binding may)."""
+class _Outcome:
+    """The one outcome a call_then reports, awaitable."""
 
-    def request_action_nowait(
-        self, action: Action, scope: Scope, timeout: float
-    ) -> asyncio.Future[ActionResult]:
-        return asyncio.ensure_future(self.request_action(action, scope, timeout))
+    def __init__(self) -> None:
+        self.future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+
+    def __call__(self, resp: object, error: BaseException | None) -> None:
+        assert not self.future.done(), "reported twice"
+        if error is not None:
+            self.future.set_exception(error)
+        else:
+            self.future.set_result(resp)
 
 
-async def test_call_nowait_used_when_com_offers_it() -> None:
+async def test_call_then_used_when_com_offers_request_callbacks() -> None:
     bus = LoopbackBus(seed=2)
-    a_com, b_com = NowaitLoopback(bus), NowaitLoopback(bus)
+    a_com, b_com = LoopbackBinding(bus), LoopbackBinding(bus)
     await a_com.open(make_cfg(node_id="na"))
     await b_com.open(make_cfg(node_id="nb"))
     a = RaftTransport(RaftTransportConfig(timeout=0.3), "na", a_com)
@@ -454,19 +459,24 @@ async def test_call_nowait_used_when_com_offers_it() -> None:
     await a.start()
     await b.start()
     try:
-        assert callable(getattr(a, "call_nowait", None))
+        assert callable(getattr(a, "call_then", None))
         server = asyncio.create_task(serve_one(b, AppendEntriesResponse(term=2, success=True)))
-        fut = a.call_nowait("nb", ae())  # type: ignore[attr-defined]
-        assert (await fut).success
+        out = _Outcome()
+        a.call_then("nb", ae(), out)  # type: ignore[attr-defined]
+        resp = await out.future
+        assert isinstance(resp, AppendEntriesResponse) and resp.success
         await server
-        # an error reply and a timeout come back as the future's exception
-        fut = a.call_nowait("nb", RequestVoteRequest(term=1))  # type: ignore[attr-defined]
+        # an error reply and a timeout come back as the reported error
+        out = _Outcome()
+        a.call_then("nb", RequestVoteRequest(term=1), out)  # type: ignore[attr-defined]
         rpc = await asyncio.wait_for(b.consumer().get(), 5)
         rpc.respond(None, RaftError("no"))
         with pytest.raises(RpcError, match="no"):
-            await fut
+            await out.future
+        out = _Outcome()
+        a.call_then("nobody", TimeoutNowRequest(), out)  # type: ignore[attr-defined]
         with pytest.raises(TimeoutError):
-            await a.call_nowait("nobody", TimeoutNowRequest())  # type: ignore[attr-defined]
+            await out.future
     finally:
         await a.close()
         await b.close()
@@ -474,21 +484,29 @@ async def test_call_nowait_used_when_com_offers_it() -> None:
         await b_com.close()
 
 
-async def test_group_over_nowait_com() -> None:
+class CoroutineOnlyLoopback(LoopbackBinding):
+    """A loopback binding without request_action_callback, like a com binding that
+    implements only the ComApi protocol: the node then sends through tasks."""
+
+    request_action_callback = None  # type: ignore[assignment]
+
+
+async def test_group_over_a_com_without_request_callbacks() -> None:
     from ddastate.state.api import Input, InputOp
     from ddastate.state.raft import RaftBinding
 
     bus = LoopbackBus(seed=3)
     ms: list[RaftBinding] = []
-    coms: list[NowaitLoopback] = []
+    coms: list[CoroutineOnlyLoopback] = []
     try:
         for i in range(3):
             fast = {"heartbeatTimeout": 300, "electionTimeout": 300}
             cfg = make_cfg(node_id=f"g{i}", bootstrap=i == 0, opts=fast)
-            com = NowaitLoopback(bus)
+            com = CoroutineOnlyLoopback(bus)
             await com.open(cfg)
             b = RaftBinding()
             await b.open(cfg, com)
+            assert not callable(getattr(b._transport, "call_then", None))
             ms.append(b)
             coms.append(com)
         await asyncio.gather(

@@ -341,19 +341,8 @@ class BindingCore:
         self, action: Action, scope: Scope | str = Scope.COM, timeout: float = 1.0
     ) -> ActionResult:
         """Publish an Action and return its first result (TimeoutError after ``timeout`` s)."""
-        return await self._action_future(action, scope, timeout)
-
-    def request_action_nowait(
-        self, action: Action, scope: Scope | str = Scope.COM, timeout: float = 1.0
-    ) -> asyncio.Future[ActionResult]:
-        """``request_action`` without a coroutine: publish now, return the result's future.
-
-        The future gets the first result, TimeoutError after ``timeout`` seconds or
-        ComClosedError when the binding closes; cancelling it forgets the request. For
-        callers that send many requests from callbacks (the Raft transport), where a
-        task per request would cost more than the request.
-        """
-        return self._action_future(action, scope, timeout)
+        result: ActionResult = await self._request_future(*_action_request(action), scope, timeout)
+        return result
 
     def request_action_callback(
         self,
@@ -369,7 +358,9 @@ class BindingCore:
         block); ``callback(None, error)`` with TimeoutError after ``timeout`` seconds
         or ComClosedError when the binding closes. Returns a function that forgets
         the request; the callback is then never called. Invalid input and a closed
-        binding raise at once, as in ``request_action``.
+        binding raise at once, as in ``request_action``. For callers that send many
+        requests from callbacks (the Raft transport), where a task or a future per
+        request would cost more than the request.
         """
         loop = self._loop
         if loop is None:
@@ -388,12 +379,6 @@ class BindingCore:
         pending = self._pending.pop(corr, None)
         if pending is not None and pending.timer is not None:
             pending.timer.cancel()
-
-    def _action_future(
-        self, action: Action, scope: Scope | str, timeout: float
-    ) -> asyncio.Future[ActionResult]:
-        # private: request_action must not go through an overridable request_action_nowait
-        return self._request_future(*_action_request(action), scope, timeout)
 
     async def request_query(
         self, query: Query, scope: Scope | str = Scope.COM, timeout: float = 1.0
@@ -422,7 +407,8 @@ class BindingCore:
         scope: Scope | str,
         timeout: float,
     ) -> asyncio.Future[Any]:
-        """Publish a request; the future gets its first result (see request_action_nowait)."""
+        """Publish a request; the future gets its first result, TimeoutError after
+        ``timeout`` seconds or ComClosedError when the binding closes."""
         loop = self._loop
         if loop is None:
             raise ComNotOpenError("request failed as binding is not open")

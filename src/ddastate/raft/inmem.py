@@ -370,33 +370,47 @@ class InmemTransport:
             return
         self._consumer.put_nowait(rpc)
 
-    def call_nowait(self, target: str, req: Request) -> asyncio.Future[Any]:
-        """Send ``req`` without a coroutine; returns the future of the response.
+    def call_then(
+        self, target: str, req: Request, on_done: Callable[[Any, BaseException | None], None]
+    ) -> None:
+        """Send ``req`` without a coroutine; ``on_done(response, None)`` or
+        ``on_done(None, error)`` runs once the response (or the failure) is in.
 
         An optional fast path (not part of the Transport protocol) that saves the node a
-        task per request. Errors are the same as the coroutine methods', set on the future.
+        task per request. Errors are the same as the coroutine methods'.
         """
         loop = self._loop
         net = self.network
         peer = net._transports.get(target)
         if self._closed or peer is None or peer._closed:
-            f: asyncio.Future[Any] = loop.create_future()
-            f.set_exception(
+            error: BaseException = (
                 TransportShutdownError()
                 if self._closed
                 else ConnectionError(f"failed to connect to peer {target!r}")
             )
-            return f
+            loop.call_soon(on_done, None, error)
+            return
         self.sent += 1
         rpc = RPC(command=req)
+        fut: asyncio.Future[Any]
         if net.faulty:
-            return loop.create_task(self._faulty_call(peer, rpc, object))
-        fut = rpc.response
-        peer._deliver(rpc)
-        if not fut.done():
-            timer = loop.call_later(net.rpc_timeout, _expire, fut, target)
-            fut.add_done_callback(lambda _f, t=timer: t.cancel())  # type: ignore[misc]
-        return fut
+            fut = loop.create_task(self._faulty_call(peer, rpc, object))
+        else:
+            fut = rpc.response
+            peer._deliver(rpc)
+            if not fut.done():
+                timer = loop.call_later(net.rpc_timeout, _expire, fut, target)
+                fut.add_done_callback(lambda _f, t=timer: t.cancel())  # type: ignore[misc]
+
+        def report(f: asyncio.Future[Any]) -> None:
+            if f.cancelled():
+                on_done(None, asyncio.CancelledError())
+            elif f.exception() is not None:
+                on_done(None, f.exception())
+            else:
+                on_done(f.result(), None)
+
+        fut.add_done_callback(report)
 
     _R = TypeVar("_R")
 
@@ -477,12 +491,12 @@ def _copy_reader(reader: IO[bytes] | None) -> IO[bytes] | None:
 
 class PlainInmemTransport(InmemTransport):
     """An InmemTransport without the optional fast paths (``set_rpc_handler``,
-    ``call_nowait``): requests go through ``consumer()`` and coroutine calls, like a
+    ``call_then``): requests go through ``consumer()`` and coroutine calls, like a
     transport that implements only the Transport protocol.
     """
 
     set_rpc_handler = None  # type: ignore[assignment]
-    call_nowait = None  # type: ignore[assignment]
+    call_then = None  # type: ignore[assignment]
 
 
 __all__ = [

@@ -475,10 +475,6 @@ class Raft:
         self._failed: BaseException | None = None
         # incoming
         self._reader_task: asyncio.Task[None] | None = None
-        cn = getattr(transport, "call_nowait", None)
-        self._call_nowait: Callable[[str, Request], asyncio.Future[Any]] | None = (
-            cn if callable(cn) else None
-        )
         ct = getattr(transport, "call_then", None)
         self._call_then: Callable[[str, Request, Callable[..., None]], None] | None = (
             ct if callable(ct) else None
@@ -1053,7 +1049,7 @@ class Raft:
                 self._held_replies.append((need, r))
 
     def _send(self, m: Message) -> None:
-        if (self._call_then is not None or self._call_nowait is not None) and self._send_nowait(m):
+        if self._call_then is not None and self._send_nowait(m):
             return
         req = m.request
         t = type(req)
@@ -1078,24 +1074,15 @@ class Raft:
         self._spawn(self._rpc(m, call))
 
     def _send_nowait(self, m: Message) -> bool:
+        """Send through the transport's ``call_then`` (no task per request); False
+        for what goes through the coroutine methods (InstallSnapshot streams)."""
         if type(m.request) is InstallSnapshotRequest:
             return False
-        ct = self._call_then
-        if ct is not None:
-            try:
-                ct(m.to_addr, m.request, partial(self._on_call_result, m))
-            except Exception as e:
-                self._on_send_failed(m, e)
-            return True
-        cn = self._call_nowait
-        if cn is None:
-            return False
+        assert self._call_then is not None
         try:
-            fut = cn(m.to_addr, m.request)
+            self._call_then(m.to_addr, m.request, partial(self._on_call_result, m))
         except Exception as e:
             self._on_send_failed(m, e)
-            return True
-        fut.add_done_callback(partial(self._on_call_done, m))
         return True
 
     def _on_call_result(self, m: Message, resp: Any, error: BaseException | None) -> None:
@@ -1103,16 +1090,6 @@ class Raft:
             self._on_send_failed(m, error)
         else:
             self._on_send_ok(m, resp)
-
-    def _on_call_done(self, m: Message, fut: asyncio.Future[Any]) -> None:
-        if fut.cancelled():
-            self._on_send_failed(m, asyncio.CancelledError())
-            return
-        exc = fut.exception()
-        if exc is not None:
-            self._on_send_failed(m, exc)
-        else:
-            self._on_send_ok(m, fut.result())
 
     async def _rpc(self, m: Message, call: Any) -> None:
         try:

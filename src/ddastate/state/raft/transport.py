@@ -212,17 +212,10 @@ class RaftTransport:
         self._closed = False
         self._subs: list[Subscription[ActionWithCallback]] = []
         self._rpc_type = RPC_TYPE_PREFIX + local_addr
-        nowait = getattr(com, "request_action_nowait", None)
-        self._request_nowait: Callable[..., asyncio.Future[ActionResult]] | None = (
-            nowait if callable(nowait) else None
-        )
-        if self._request_nowait is not None:
-            # The node uses this (when present) instead of a task per request.
-            self.call_nowait = self._call_nowait
         request_cb = getattr(com, "request_action_callback", None)
         self._request_cb: Callable[..., Any] | None = request_cb if callable(request_cb) else None
         if self._request_cb is not None:
-            # preferred by the node over call_nowait: no future between reply and node
+            # The node uses this (when present) instead of a task per request.
             self.call_then = self._call_then
 
     # ----------------------------------------------------------------- lifecycle
@@ -392,8 +385,11 @@ class RaftTransport:
         resp: T = reply.response
         return resp
 
-    def _nowait_action(self, target: str, req: Any) -> tuple[Action, str, type[Any]]:
-        """The action carrying a node-targeted request sent without waiting."""
+    def _call_then(
+        self, target: str, req: Any, on_done: Callable[[Any, BaseException | None], None]
+    ) -> None:
+        """Send a node-targeted request without waiting; ``on_done(response, None)`` or
+        ``on_done(None, error)`` runs once, straight from the receive path."""
         if self._closed:
             raise TransportShutdownError()
         kind = _NOWAIT_OPS.get(type(req))
@@ -404,14 +400,6 @@ class RaftTransport:
             raise RpcError("pre-vote is not enabled on this transport")
         params = codec.encode_msgpack(req)
         action = Action(type=RPC_TYPE_PREFIX + target, id=op, source=self._local, params=params)
-        return action, op, resp_cls
-
-    def _call_then(
-        self, target: str, req: Any, on_done: Callable[[Any, BaseException | None], None]
-    ) -> None:
-        """Send a node-targeted request; ``on_done(response, None)`` or
-        ``on_done(None, error)`` runs once, straight from the receive path."""
-        action, op, resp_cls = self._nowait_action(target, req)
         assert self._request_cb is not None
 
         def done(result: ActionResult | None, error: BaseException | None) -> None:
@@ -429,34 +417,6 @@ class RaftTransport:
             on_done(None, error)
 
         self._request_cb(action, Scope.STA, self._timeout, done)
-
-    def _call_nowait(self, target: str, req: Any) -> asyncio.Future[Any]:
-        """Send a node-targeted request; the future resolves with the typed response."""
-        action, op, resp_cls = self._nowait_action(target, req)
-        assert self._request_nowait is not None
-        inner = self._request_nowait(action, Scope.STA, self._timeout)
-        out: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-
-        def done(f: asyncio.Future[ActionResult]) -> None:
-            if out.done():
-                return
-            if f.cancelled():
-                out.cancel()
-                return
-            exc = f.exception()
-            if exc is not None:
-                out.set_exception(exc)
-                return
-            if self._closed:
-                out.set_exception(TransportShutdownError())
-                return
-            try:
-                out.set_result(self._decode_reply(f.result(), action.type, op, resp_cls))
-            except RaftError as e:
-                out.set_exception(e)
-
-        inner.add_done_callback(done)
-        return out
 
     # ------------------------------------------------------------------ receiving
 

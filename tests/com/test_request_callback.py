@@ -1,6 +1,5 @@
-"""request_action_nowait and request_action_callback (the requests the Raft transport
-sends from callbacks) and the correlation data every request carries; run on the
-loopback bus and on Mosquitto."""
+"""request_action_callback (the request the Raft transport sends from callbacks) and
+the correlation data every request carries; run on the loopback bus and on Mosquitto."""
 
 from __future__ import annotations
 
@@ -14,59 +13,12 @@ from ddastate.com._core import _Uuid4Source
 from ddastate.com.api import (
     Action,
     ActionResult,
-    ActionWithCallback,
     ComClosedError,
     Scope,
     SubscriptionFilter,
 )
 
 pytestmark = pytest.mark.timeout(60)
-
-
-async def test_nowait_request_resolves_with_the_result(com_factory: Any) -> None:
-    a = await com_factory.open()
-    b = await com_factory.open()
-    seen: list[str] = []
-
-    def echo(awc: ActionWithCallback) -> None:
-        seen.append(awc.action.id)
-        awc.send(ActionResult("b", awc.action.params))
-
-    await b.subscribe_action(SubscriptionFilter(Scope.STA, "echo"), handler=echo)
-    futs = [
-        a.request_action_nowait(Action("echo", f"r{i}", "a", b"%d" % i), Scope.STA, 5)
-        for i in range(20)
-    ]
-    results = await asyncio.gather(*futs)
-    assert [r.data for r in results] == [b"%d" % i for i in range(20)]
-    assert all(r.context == "b" for r in results)
-    assert sorted(seen) == sorted(f"r{i}" for i in range(20))
-    assert a._pending == {}  # every answered request is forgotten
-
-
-async def test_nowait_request_times_out(com_factory: Any) -> None:
-    a = await com_factory.open()
-    fut = a.request_action_nowait(Action("nobody", "x", "a"), Scope.COM, 0.05)
-    with pytest.raises(TimeoutError):
-        await fut
-    assert a._pending == {}
-
-
-async def test_nowait_request_fails_when_the_binding_closes(com_factory: Any) -> None:
-    a = await com_factory.open()
-    fut = a.request_action_nowait(Action("nobody", "x", "a"), Scope.COM, 30)
-    await a.close()
-    with pytest.raises(ComClosedError):
-        await fut
-
-
-async def test_cancelled_nowait_request_is_forgotten(com_factory: Any) -> None:
-    a = await com_factory.open()
-    fut = a.request_action_nowait(Action("nobody", "x", "a"), Scope.COM, 30)
-    assert len(a._pending) == 1
-    fut.cancel()
-    await asyncio.sleep(0)  # done callbacks run on the next loop iteration
-    assert a._pending == {}
 
 
 class _Outcomes:
