@@ -8,7 +8,7 @@ so an extra or a missing change anywhere fails the test.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -38,6 +38,14 @@ def DEL(key: str) -> Input:  # noqa: N802
 
 async def take(it: Any, n: int) -> list[Any]:
     return [await next_item(it) for _ in range(n)]
+
+
+async def wait_until(cond: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond():
+        assert loop.time() < end, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
 
 
 async def until_sentinel(it: Any, key: str) -> list[Input]:
@@ -145,6 +153,11 @@ async def test_reference_scenario(group: Group) -> None:
     # 100 SETs on 2 and 100 on 3, observed in order on 2 (and 3) while snapshots are taken
     for i in range(100):
         await m2.propose_input(SET(f"foo{i}", f"foo{i}".encode()), timeout=30)
+    # Member 2 snapshots (threshold 40) before the next 100; its timer, not the
+    # proposals, decides when, so wait for it rather than assume it came.
+    node2 = m2.node()
+    assert node2 is not None
+    await wait_until(lambda: int(node2.stats()["last_snapshot_index"]) > 0, "a snapshot on 2")
     for i in range(100):
         await m3.propose_input(SET(f"bar{i}", f"bar{i}".encode()), timeout=30)
     await m3.propose_input(SET("sentinel-2", b""), timeout=30)
@@ -159,10 +172,6 @@ async def test_reference_scenario(group: Group) -> None:
     assert fsm2 is not None and fsm3 is not None
     assert fsm2.state() == fsm3.state()
     assert len(fsm2.state()) == 203  # foo, 200 keys and two sentinels
-    # snapshots were taken on the members with snapshotThreshold 40
-    node2 = m2.node()
-    assert node2 is not None
-    assert int(node2.stats()["last_snapshot_index"]) > 0
 
 
 async def test_observers_agree_on_log_order_under_concurrent_proposals(group: Group) -> None:
