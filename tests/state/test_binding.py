@@ -399,7 +399,9 @@ async def test_leader_proposals_share_deadline_timers_and_leave_none_behind(
     assert fsm is not None and len(fsm.state()) == 500
 
 
-async def test_slow_disk_on_a_follower_does_not_stall_heartbeats(lgroup: Group) -> None:
+async def test_slow_disk_on_a_follower_does_not_stall_heartbeats(
+    lgroup: Group, tmp_path: Path
+) -> None:
     """Heartbeats take the fast path: a follower whose log writes take 4x the heartbeat
     timeout keeps hearing from the leader and never starts an election."""
     import time as _time
@@ -409,7 +411,7 @@ async def test_slow_disk_on_a_follower_does_not_stall_heartbeats(lgroup: Group) 
     opts = {"heartbeatTimeout": 250, "electionTimeout": 250}
     m1 = await lgroup.member(bootstrap=True, opts=opts)
     m2 = await lgroup.member(opts=opts)
-    m3 = await lgroup.member(opts=opts)
+    m3 = await lgroup.member(opts=opts, store=str(tmp_path / "m3"))  # a disk to be slow
     n1, n3 = m1.node(), m3.node()
     assert n1 is not None and n3 is not None
     term = n1.current_term()
@@ -443,6 +445,34 @@ async def test_slow_disk_on_a_follower_does_not_stall_heartbeats(lgroup: Group) 
     store3.store_logs = real  # type: ignore[method-assign]
     await m2.propose_input(Input(InputOp.SET, "done", b""), 10)
     await converged([m1, m2, m3], "done")
+
+
+async def test_memory_stores_are_written_on_the_loop_durable_ones_off_it(
+    lgroup: Group, tmp_path: Path
+) -> None:
+    """An in-memory store is written on the event loop (no thread hand-off per write);
+    a durable one in the node's writer thread, never on the loop."""
+    import threading
+
+    m1 = await lgroup.member(bootstrap=True)
+    m2 = await lgroup.member(store=str(tmp_path / "m2"))
+    writers: dict[str, set[threading.Thread]] = {"memory": set(), "durable": set()}
+    for kind, m in (("memory", m1), ("durable", m2)):
+        store = m._store
+        assert store is not None
+        real = store.store_logs
+
+        def record(logs: Any, real: Any = real, seen: Any = writers[kind]) -> None:
+            seen.add(threading.current_thread())
+            real(logs)
+
+        store.store_logs = record
+    for i in range(5):
+        await m1.propose_input(Input(InputOp.SET, f"k{i}", b"v"), 10)
+    await converged([m1, m2], "k4")
+    loop_thread = threading.current_thread()
+    assert writers["memory"] == {loop_thread}
+    assert writers["durable"] and loop_thread not in writers["durable"]
 
 
 async def test_forwarded_proposals_leave_no_waiters_behind(lgroup: Group) -> None:

@@ -18,7 +18,8 @@ configuration provider) as joined; later observers get the members known so far;
 every observer gets each server that appears (joined) or disappears (left) in a stored
 configuration entry, deduplicated by server id.
 
-All methods are thread-safe; the Raft node calls them from a worker thread.
+All methods are thread-safe. The Raft node calls a durable store from its writer thread
+and an in-memory one (``inline_safe``) on the event loop.
 """
 
 from __future__ import annotations
@@ -124,6 +125,9 @@ class RaftStore:
 
     def __init__(self, location: str) -> None:
         self.location = location
+        # In memory, a write is a few dict inserts: the node then calls the store on the
+        # event loop instead of handing each write to its writer thread.
+        self.inline_safe = not location
         self._kv: Store
         self.snapshot_store: FileSnapshotStore | InmemSnapshotStore
         self._lock = threading.Lock()
