@@ -28,10 +28,12 @@ T = TypeVar("T")
 
 
 class RaftFuture(asyncio.Future[T], Generic[T]):
-    """Base of the node's futures; await it for the result."""
+    """Base of the node's futures; await it for the result.
 
-    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        super().__init__(loop=loop or asyncio.get_running_loop())
+    Made like any asyncio future: ``RaftFuture(loop=loop)``, or without ``loop`` inside
+    a running loop. (No ``__init__`` of its own: a leader makes one per proposal, and a
+    Python-level constructor chain cost more than the rest of the future's life.)
+    """
 
     async def error(self) -> BaseException | None:
         """Wait for completion; return the error or None (hashicorp's Error())."""
@@ -50,11 +52,7 @@ class RaftFuture(asyncio.Future[T], Generic[T]):
 class IndexFuture(RaftFuture[T], Generic[T]):
     """A future for an operation that went through the log."""
 
-    __slots__ = ("index",)
-
-    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        super().__init__(loop)
-        self.index: int = 0
+    index: int = 0  # set on the instance once the operation has its log index
 
 
 class ApplyFuture(IndexFuture[Any]):
@@ -86,7 +84,7 @@ class SnapshotFuture(RaftFuture[SnapshotMeta]):
         loop: asyncio.AbstractEventLoop | None = None,
         opener: Callable[[str], tuple[SnapshotMeta, IO[bytes]]] | None = None,
     ) -> None:
-        super().__init__(loop)
+        super().__init__(loop=loop or asyncio.get_running_loop())
         self._opener = opener
 
     async def open(self) -> tuple[SnapshotMeta, IO[bytes]]:

@@ -1298,8 +1298,7 @@ class Raft:
     # ------------------------------------------------------------ public API
 
     def _new_future(self, cls: type[Any]) -> Any:
-        loop = self._loop or asyncio.get_running_loop()
-        return cls(loop)
+        return cls(loop=self._loop or asyncio.get_running_loop())
 
     def _check_running(self, f: asyncio.Future[Any]) -> bool:
         if self._shutdown:
@@ -1332,10 +1331,10 @@ class Raft:
     def _propose(self, t: LogType, data: bytes | None, timeout: float | None) -> ApplyFuture:
         loop = self._loop
         if loop is None:
-            f = ApplyFuture(asyncio.get_running_loop())
+            f = ApplyFuture(loop=asyncio.get_running_loop())
             fail_quietly(f, RaftShutdownError() if self._shutdown else RaftError("not started"))
             return f
-        f = ApplyFuture(loop)
+        f = ApplyFuture(loop=loop)
         if self._shutdown:
             fail_quietly(f, RaftShutdownError())
             return f

@@ -56,7 +56,7 @@ from ddastate.state.api import Input, InputOp, MembershipChange
 
 from . import codec
 from ._observe import Observation
-from .fsm import FsmError, RaftFsm
+from .fsm import RaftFsm
 from .messages import (
     AddVoterRequest,
     AddVoterResponse,
@@ -196,8 +196,10 @@ def _encode_input(inp: Input) -> bytes:
             and (op == 1 or op == 2)
             and isinstance(op, int)
         ):
-            with contextlib.suppress(UnicodeEncodeError):  # the general path reports it
+            try:
                 return codec.encode_input_fields(int(op), key, value)
+            except UnicodeEncodeError:
+                pass  # the general path below reports it
     _check_input(inp)
     return codec.encode_msgpack(inp)
 
@@ -649,7 +651,7 @@ class RaftBinding:
                 except RaftError as e:
                     retry_reason = str(e)
                 else:
-                    if isinstance(resp, FsmError | Exception):
+                    if isinstance(resp, Exception):  # an FsmError returned by the FSM
                         raise StateBindingError(str(resp))
                     return
                 finally:
