@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import struct
 from typing import Any
@@ -23,6 +24,8 @@ from ddastate.state.raft.codec import (
     decode_msgpack_from_reader,
     decode_rpc_reply,
     encode_log,
+    encode_log_buffers,
+    encode_logs,
     encode_msgpack,
     go_time_form,
     validate_message,
@@ -425,3 +428,58 @@ def test_go_leniencies_are_accepted() -> None:
     raw = msgpack.packb({"Success": 0, "NoRetryBackoff": 7}, use_bin_type=False)
     resp = decode_msgpack(raw, rc.AppendEntriesResponse)
     assert (resp.success, resp.no_retry_backoff) == (False, True)
+
+
+@pytest.mark.parametrize("n", [0, 1, 15, 16, 600, 65536])
+def test_append_entries_with_entries_encoded_once(n: int) -> None:
+    """A leader encodes an entry once: every AppendEntries carrying it and its own store
+    write the same bytes as encoding it afresh (array headers of every size included)."""
+    entries = [
+        Log(i, 7, LogType.COMMAND, b"d%d" % i, None, 1_700_000_000_123_456_789 + i % 3)
+        for i in range(1, n + 1)
+    ]
+    req = rc.AppendEntriesRequest(
+        term=7, leader=b"a", prev_log_entry=0, prev_log_term=0, entries=entries, id=b"a"
+    )
+    first = encode_msgpack(req)
+    assert first == _SPECS[rc.AppendEntriesRequest].encode(req)
+    assert all(e.encoded == encode_log(e) for e in entries)
+    # the second follower's request and the store reuse what the first one encoded
+    assert encode_msgpack(req) == first
+    assert encode_logs(entries) == [encode_log(e) for e in entries]
+    assert decode_msgpack(first, rc.AppendEntriesRequest) == req
+    # encoded by the store first, then sent: the same bytes again
+    fresh = [Log(e.index, e.term, e.type, e.data, None, e.appended_at) for e in entries]
+    assert encode_logs(fresh) == [encode_log(e) for e in entries]
+    assert encode_msgpack(dataclasses.replace(req, entries=fresh)) == first
+
+
+def test_batch_encoding_matches_one_by_one() -> None:
+    """The store's and AppendEntries' batch encoder (pieces reused across entries of a
+    term, type and time) writes what encoding each entry alone writes."""
+    term = st.sampled_from([0, 1, 2**40, 2**64 - 1])
+    at = st.sampled_from([None, 0, 1_700_000_000_123_456_789, -1, 2**62])
+    entry = st.builds(
+        Log,
+        index=U64,
+        term=term,
+        type=st.sampled_from(list(LogType)),
+        data=OPT_BYTES,
+        extensions=st.none() | st.binary(max_size=5),
+        appended_at=at,
+    )
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(entry, max_size=20))
+    def run(entries: list[Log]) -> None:
+        want = [encode_log(e) for e in entries]
+        assert encode_logs(entries) == want
+        assert [bytes(b) for b in encode_log_buffers(entries)] == want
+        copies = [
+            Log(e.index, e.term, e.type, e.data, e.extensions, e.appended_at) for e in entries
+        ]
+        req = rc.AppendEntriesRequest(term=1, entries=copies)
+        assert encode_msgpack(req) == _SPECS[rc.AppendEntriesRequest].encode(req)
+        assert [e.encoded for e in copies] == want
+
+    run()

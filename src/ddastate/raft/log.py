@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 
@@ -24,6 +24,11 @@ class Log:
     ``appended_at`` is the leader's wall-clock time when it appended the entry, in
     nanoseconds since the Unix epoch, or ``None`` for Go's zero time. It is
     informational only: the consensus core never reads it.
+
+    An entry does not change once it is in a log. ``encoded`` is where a wire codec may
+    keep the entry's encoding, so that a leader encodes each entry once for every
+    follower's AppendEntries and its own log store (not compared, not shown, not an
+    argument of the constructor).
     """
 
     index: int
@@ -32,3 +37,4 @@ class Log:
     data: bytes | None = None
     extensions: bytes | None = None
     appended_at: int | None = None
+    encoded: bytes | None = field(default=None, init=False, repr=False, compare=False)

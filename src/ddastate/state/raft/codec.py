@@ -359,6 +359,20 @@ def encode_log_buffers(logs: Sequence[Log]) -> list[bytearray]:
     return out
 
 
+# The fixed parts of an encoded Log (a map of 6, its keys in order): an entry without
+# extensions is these pieces around its packed time, data, index, term and type.
+_LOG_HEAD = b"\x86" + msgpack.packb("AppendedAt", use_bin_type=False)
+_LOG_DATA_KEY = msgpack.packb("Data", use_bin_type=False)
+_LOG_NO_EXT_INDEX_KEY = (
+    msgpack.packb("Extensions", use_bin_type=False)
+    + _NIL
+    + msgpack.packb("Index", use_bin_type=False)
+)
+_LOG_TERM_KEY = msgpack.packb("Term", use_bin_type=False)
+_LOG_TYPE_KEY = msgpack.packb("Type", use_bin_type=False)
+_NO_FORM = object()
+
+
 def _encode_batch(logs: Sequence[Log], buffers: bool) -> Any:
     try:
         pack = _tls.packer.pack
@@ -368,9 +382,16 @@ def _encode_batch(logs: Sequence[Log], buffers: bool) -> Any:
     append = out.append
     last_ns: int | None = None
     last_form: bytes | None = None
+    head_form: Any = _NO_FORM
+    head = b""
+    tails: dict[tuple[int, LogType], bytes] = {}
     e: Any = None
     try:
         for e in logs:
+            done = e.encoded
+            if done is not None:  # encoded before (a leader's AppendEntries or store)
+                append(bytearray(done) if buffers else done)
+                continue
             at = e.appended_at
             if at is None:
                 form = None
@@ -382,31 +403,40 @@ def _encode_batch(logs: Sequence[Log], buffers: bool) -> Any:
             t = e.type
             if type(t) is not LogType:
                 t = LogType(t)
-            # A map is its header then key, value, key, value...: packing those 12 as an
-            # array and swapping the array header (0x9c) for the map header (0x86) gives
-            # the bytes encode_log writes, without building a dict per entry.
-            packed = pack(
-                (
-                    "AppendedAt",
-                    form,
-                    "Data",
-                    e.data,
-                    "Extensions",
-                    e.extensions,
-                    "Index",
-                    e.index,
-                    "Term",
-                    e.term,
-                    "Type",
-                    t,
-                )
-            )
-            if buffers:
-                buf = bytearray(packed)
-                buf[0] = 0x86
-                append(buf)
+            if e.extensions is None:
+                # Entries of a batch share their time, term and type: only data and
+                # index are packed per entry, the rest is reused.
+                if form is not head_form:
+                    head = _LOG_HEAD + pack(form) + _LOG_DATA_KEY
+                    head_form = form
+                key = (e.term, t)
+                tail = tails.get(key)
+                if tail is None:
+                    tail = tails[key] = _LOG_TERM_KEY + pack(e.term) + _LOG_TYPE_KEY + pack(t)
+                enc = head + pack(e.data) + _LOG_NO_EXT_INDEX_KEY + pack(e.index) + tail
             else:
-                append(b"\x86" + packed[1:])
+                # A map is its header then key, value, key, value...: packing those 12
+                # as an array and swapping the array header (0x9c) for the map header
+                # (0x86) gives the bytes encode_log writes, without a dict per entry.
+                packed = pack(
+                    (
+                        "AppendedAt",
+                        form,
+                        "Data",
+                        e.data,
+                        "Extensions",
+                        e.extensions,
+                        "Index",
+                        e.index,
+                        "Term",
+                        e.term,
+                        "Type",
+                        t,
+                    )
+                )
+                enc = b"\x86" + packed[1:]
+            e.encoded = enc
+            append(bytearray(enc) if buffers else enc)
     except CodecError:
         raise
     except Exception as ex:
@@ -746,19 +776,42 @@ def _fast_aer(m: AppendEntriesRequest) -> bytes | None:
     if not _fits_fixint(m.protocol_version):
         return None
     entries = m.entries
-    return _pack(
-        {
-            "Addr": m.addr,
-            "Entries": None if entries is None else [_log_obj(e) for e in entries],
-            "ID": m.id,
-            "Leader": m.leader,
-            "LeaderCommitIndex": m.leader_commit_index,
-            "PrevLogEntry": m.prev_log_entry,
-            "PrevLogTerm": m.prev_log_term,
-            "ProtocolVersion": m.protocol_version,
-            "Term": m.term,
-        }
-    )
+    # The map written piece by piece so that the entries go in as the bytes each one
+    # encodes to (kept on the entry: every follower's request and the leader's own
+    # store reuse them). A tuple packs as an array: its 1-byte header is dropped.
+    head = _pack(("Addr", m.addr, "Entries"))[1:]
+    tail = _pack(
+        (
+            "ID",
+            m.id,
+            "Leader",
+            m.leader,
+            "LeaderCommitIndex",
+            m.leader_commit_index,
+            "PrevLogEntry",
+            m.prev_log_entry,
+            "PrevLogTerm",
+            m.prev_log_term,
+            "ProtocolVersion",
+            m.protocol_version,
+            "Term",
+            m.term,
+        )
+    )[1:]
+    if entries is None:
+        return b"\x89" + head + _NIL + tail
+    n = len(entries)
+    try:
+        encs: list[bytes] = _encode_batch(entries, False)
+    except CodecError:
+        return None  # the general encoder names what is wrong
+    if n < 16:
+        count = bytes((0x90 | n,))
+    elif n < 0x10000:
+        count = b"\xdc" + n.to_bytes(2, "big")
+    else:
+        count = b"\xdd" + n.to_bytes(4, "big")
+    return b"".join((b"\x89", head, count, *encs, tail))
 
 
 def _fast_aep(m: AppendEntriesResponse) -> bytes | None:
