@@ -29,11 +29,13 @@ back on the loop and reply sent ~0.1 ms; broker to leader ~0.2 ms; commit, FSM a
 and back to the caller ~0.12 ms. The floor is the bare round trip (0.19-0.31 ms) plus a
 contended fdatasync (~0.19 ms). On two cores the sequential case is also CPU-bound:
 about 1.4-1.7 ms of CPU per proposal across the three members and Mosquitto, so
-every hop waits for a core. Under load the leader is CPU-bound: per input about 7 us
-for the proposal (binding, node, future), 3 us to batch and encode AppendEntries, 4 us
-to apply, resolve and wake the caller, and 3-4 us in its writer thread (encoding and
-SQLite under the same GIL); each follower spends about 4 us decoding and 4 us storing
-an entry. Through a follower every input is its own leader-forwarded request, broadcast to
+every hop waits for a core. Under load the leader is CPU-bound: per input about 6 us
+for the proposal (binding, node, future), 1 us to batch and encode AppendEntries (each
+entry is encoded once, for both followers and the leader's store), 4 us to apply,
+resolve and wake the caller (one event-loop callback per awaiting caller is the
+asyncio floor), and 2-3 us in its writer thread (SQLite under the same GIL); each
+follower spends about 4 us decoding and 3 us storing an entry. With in-memory stores
+the writes run on the event loop (no writer thread). Through a follower every input is its own leader-forwarded request, broadcast to
 every member: about 220 us of CPU per input across the group (75 us on the proposer,
 64 us on the leader, 40 us on the other follower, 40 us in Mosquitto) against 42 us
 for a proposal made at the leader.
