@@ -35,10 +35,10 @@ entry is encoded once, for both followers and the leader's store), 4 us to apply
 resolve and wake the caller (one event-loop callback per awaiting caller is the
 asyncio floor), and 2-3 us in its writer thread (SQLite under the same GIL); each
 follower spends about 4 us decoding and 3 us storing an entry. With in-memory stores
-the writes run on the event loop (no writer thread). Through a follower every input is its own leader-forwarded request, broadcast to
-every member: about 220 us of CPU per input across the group (75 us on the proposer,
-64 us on the leader, 40 us on the other follower, 40 us in Mosquitto) against 42 us
-for a proposal made at the leader.
+the writes run on the event loop (no writer thread). Through a follower every input
+is its own leader-forwarded request, broadcast to every member: about 220 us of CPU
+per input across the group (75 us on the proposer, 64 us on the leader, 40 us on the
+other follower, 40 us in Mosquitto) against 42 us for a proposal made at the leader.
 """
 
 from __future__ import annotations
