@@ -12,6 +12,7 @@ from ddastate.com.api import (
     ActionResult,
     ActionWithCallback,
     ComClosedError,
+    ComError,
     ComNotOpenError,
     Event,
     InvalidNameError,
@@ -403,3 +404,28 @@ async def test_requests_need_no_subscription_of_their_own(com_factory: Any) -> N
         await stream.aclose()
     assert a._routes == routes and a._next_sub_id == next_id
     assert a._pending == {}
+
+
+async def test_action_subscription_can_skip_own_actions(com_factory: Any) -> None:
+    """``no_local`` on a subscription: the binding's own Actions of that filter are not
+    delivered back to it, others' are. A second subscription to that filter must not
+    want them (the broker subscription is shared): asking is a clear error."""
+    a = await com_factory.open()
+    b = await com_factory.open()
+    quiet = await a.subscribe_action(SubscriptionFilter(Scope.STA, "cmd"), no_local=True)
+    await b.subscribe_action(
+        SubscriptionFilter(Scope.STA, "cmd"), handler=lambda awc: awc.send(ActionResult("b"))
+    )
+    assert (await a.request_action(Action("cmd", "own", "a"), Scope.STA, 5)).context == "b"
+    await b.request_action(Action("cmd", "from-b", "b"), Scope.STA, 5)
+    await flush(a)  # everything sent to a before this round trip has been dispatched
+    assert [x.action.id for x in drain(quiet)] == ["from-b"]
+
+    with pytest.raises(ComError, match="no_local"):
+        await a.subscribe_action(SubscriptionFilter(Scope.STA, "cmd"))
+    also_quiet = await a.subscribe_action(SubscriptionFilter(Scope.STA, "cmd"), no_local=True)
+    await b.request_action(Action("cmd", "from-b-2", "b"), Scope.STA, 5)
+    await a.request_action(Action("cmd", "own-2", "a"), Scope.STA, 5)
+    await flush(a)
+    assert [x.action.id for x in drain(quiet)] == ["from-b-2"]
+    assert [x.action.id for x in drain(also_quiet)] == ["from-b-2"]

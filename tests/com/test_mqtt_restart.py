@@ -25,7 +25,7 @@ from ddastate.com.mqtt5 import ComConnectError, Mqtt5Binding
 from ddastate.config import Config
 from ddastate.testing.mosquitto import Mosquitto, free_port
 
-from .helpers import flush
+from .helpers import drain, flush
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.timeout(120)]
 
@@ -253,3 +253,25 @@ def test_receive_path_and_malformed_packet_length(mosquitto: Mosquitto, loop_kin
 
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         runner.run(scenario())
+
+
+async def test_no_local_subscription_survives_a_reconnect(mosquitto: Mosquitto) -> None:
+    """The resubscription after a dropped connection keeps a subscription's noLocal."""
+    a = Mqtt5Binding()
+    b = Mqtt5Binding()
+    await a.open(_cfg(mosquitto, "nolocal", connectRetryDelay=100))
+    await b.open(_cfg(mosquitto, "nolocal", connectRetryDelay=100))
+    quiet = await a.subscribe_action(SubscriptionFilter(Scope.STA, "c"), no_local=True)
+    await b.subscribe_action(
+        SubscriptionFilter(Scope.STA, "c"), handler=lambda awc: awc.send(ActionResult("b"))
+    )
+    a._client._connection._transport.abort()  # network failure on a's side
+    await a.wait_disconnected(5)
+    await a.wait_connected(10)
+    await flush(a)  # a's resubscriptions went out before this round trip's own SUBSCRIBE
+    assert (await a.request_action(Action("c", "own", "a"), Scope.STA, 5)).context == "b"
+    await b.request_action(Action("c", "from-b", "b"), Scope.STA, 5)
+    await flush(a)
+    assert [x.action.id for x in drain(quiet)] == ["from-b"]
+    await a.close()
+    await b.close()

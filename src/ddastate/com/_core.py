@@ -24,6 +24,7 @@ from ddastate.com.api import (
     ActionResult,
     ActionWithCallback,
     ComClosedError,
+    ComError,
     ComNotOpenError,
     Event,
     Handler,
@@ -81,12 +82,14 @@ def valid_publish_topic(topic: str) -> bool:
 class _Route(Generic[T]):
     """One broker-level subscription (topic filter) and its local receivers."""
 
-    __slots__ = ("filter", "level", "ready", "receivers", "sub_id")
+    __slots__ = ("filter", "level", "no_local", "ready", "receivers", "sub_id")
 
-    def __init__(self, topic_filter: str, sub_id: int, level: str) -> None:
+    def __init__(self, topic_filter: str, sub_id: int, level: str, no_local: bool) -> None:
         self.filter = topic_filter
         self.sub_id = sub_id
         self.level = level
+        # the broker subscription skips this binding's own messages (MQTT 5 noLocal)
+        self.no_local = no_local
         self.receivers: list[Subscription[T]] = []
         self.ready: asyncio.Future[None] | None = None
 
@@ -148,7 +151,9 @@ class BindingCore:
     ) -> None:
         raise NotImplementedError
 
-    async def _subscribe_filter(self, topic_filter: str, sub_id: int) -> None:
+    async def _subscribe_filter(
+        self, topic_filter: str, sub_id: int, no_local: bool = False
+    ) -> None:
         raise NotImplementedError
 
     def _unsubscribe_filter(self, topic_filter: str) -> None:
@@ -453,9 +458,18 @@ class BindingCore:
         self,
         filter: SubscriptionFilter,
         handler: Handler[ActionWithCallback] | None = None,
+        *,
+        no_local: bool = False,
     ) -> Subscription[ActionWithCallback]:
-        """Subscribe to Actions of ``filter``; ``handler`` (sync or async) gets each one."""
-        return await self._subscribe("Action", LEVEL_ACTION, filter, handler)
+        """Subscribe to Actions of ``filter``; ``handler`` (sync or async) gets each one.
+
+        ``no_local`` asks the broker not to deliver this binding's own Actions back to
+        it (MQTT 5 noLocal), to save the round trip. The binding holds one broker
+        subscription per filter, made by the first subscription to it: a later one
+        with ``no_local`` shares it (and may get own Actions), a later one without
+        ``no_local`` on a filter subscribed with it raises ComError.
+        """
+        return await self._subscribe("Action", LEVEL_ACTION, filter, handler, no_local)
 
     async def subscribe_query(
         self,
@@ -471,6 +485,7 @@ class BindingCore:
         level: str,
         f: SubscriptionFilter,
         handler: Handler[Any] | None,
+        no_local: bool = False,
     ) -> Subscription[Any]:
         validate_name(f.type, pattern, "Type")
         if f.share:
@@ -485,13 +500,13 @@ class BindingCore:
         if route is None:
             sub_id = self._next_sub_id
             self._next_sub_id += 1
-            route = _Route(topic_filter, sub_id, level)
+            route = _Route(topic_filter, sub_id, level, no_local)
             assert self._loop is not None
             route.ready = self._loop.create_future()
             self._routes[sub_id] = route
             self._routes_by_filter[topic_filter] = route
             try:
-                await self._subscribe_filter(topic_filter, sub_id)
+                await self._subscribe_filter(topic_filter, sub_id, no_local)
             except BaseException as exc:
                 self._routes.pop(sub_id, None)
                 self._routes_by_filter.pop(topic_filter, None)
@@ -501,8 +516,17 @@ class BindingCore:
                 raise
             if not route.ready.done():
                 route.ready.set_result(None)
-        elif route.ready is not None and not route.ready.done():
-            await asyncio.shield(route.ready)
+        else:
+            if route.no_local and not no_local:
+                # Brokers need not change noLocal on a second SUBSCRIBE (Mosquitto 2.0
+                # keeps it), and unsubscribing first would lose messages meanwhile.
+                raise ComError(
+                    f"Subscribe{pattern}: this binding subscribes to {topic_filter!r} "
+                    "without its own messages (no_local); a subscription that wants them "
+                    "cannot share that filter"
+                )
+            if route.ready is not None and not route.ready.done():
+                await asyncio.shield(route.ready)
         sub: Subscription[Any] = Subscription(f, handler)
         r = route
         sub._on_close = lambda: self._remove_receiver(r, sub)
@@ -523,9 +547,12 @@ class BindingCore:
                 except Exception as exc:
                     log.debug("unsubscribe %s failed: %s", route.filter, exc)
 
-    def _active_filters(self) -> list[tuple[str, int]]:
-        """All broker subscriptions this binding holds (for resubscribe after reconnect)."""
-        return self._response_filters() + [(r.filter, r.sub_id) for r in self._routes.values()]
+    def _active_filters(self) -> list[tuple[str, int, bool]]:
+        """All broker subscriptions this binding holds, with their noLocal wish (for the
+        resubscribe after a reconnect)."""
+        return [(f, sid, False) for f, sid in self._response_filters()] + [
+            (r.filter, r.sub_id, r.no_local) for r in self._routes.values()
+        ]
 
     # ------------------------------------------------------------------ receive
 

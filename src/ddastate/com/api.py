@@ -419,8 +419,13 @@ class ComApi(Protocol):
         self,
         filter: SubscriptionFilter,
         handler: Handler[ActionWithCallback] | None = None,
+        *,
+        no_local: bool = False,
     ) -> Subscription[ActionWithCallback]:
-        """Subscribe to Actions; each carries a callback to send results."""
+        """Subscribe to Actions; each carries a callback to send results.
+
+        ``no_local``: the broker need not deliver this binding's own Actions back.
+        """
         ...
 
     async def publish_query(

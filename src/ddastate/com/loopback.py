@@ -154,9 +154,11 @@ class LoopbackBus:
 
     # ------------------------------------------------------------------ subs
 
-    def _subscribe(self, binding: LoopbackBinding, topic_filter: str, sub_id: int) -> None:
+    def _subscribe(
+        self, binding: LoopbackBinding, topic_filter: str, sub_id: int, no_local: bool
+    ) -> None:
         self._unsubscribe(binding, topic_filter)
-        self._subs.append(_Sub(binding, topic_filter, sub_id, binding._no_local))
+        self._subs.append(_Sub(binding, topic_filter, sub_id, binding._no_local or no_local))
         self._cache.clear()
 
     def _unsubscribe(self, binding: LoopbackBinding, topic_filter: str) -> None:
@@ -281,7 +283,7 @@ class LoopbackBinding(BindingCore):
             return
         self._setup(cfg)
         for f, sid in self._response_filters():
-            self.bus._subscribe(self, f, sid)
+            self.bus._subscribe(self, f, sid, False)
         self._open = True
 
     async def close(self) -> None:
@@ -313,8 +315,10 @@ class LoopbackBinding(BindingCore):
             raise ComNotOpenError("publish failed as binding is not open")
         self.bus.publish(topic, payload, props, response_topic, corr, self._id)
 
-    async def _subscribe_filter(self, topic_filter: str, sub_id: int) -> None:
-        self.bus._subscribe(self, topic_filter, sub_id)
+    async def _subscribe_filter(
+        self, topic_filter: str, sub_id: int, no_local: bool = False
+    ) -> None:
+        self.bus._subscribe(self, topic_filter, sub_id, no_local)
 
     def _unsubscribe_filter(self, topic_filter: str) -> None:
         self.bus._unsubscribe(self, topic_filter)

@@ -409,9 +409,9 @@ class Mqtt5Binding(BindingCore):
                 log.info("reconnected to broker after %.3f s; restoring subscriptions", dt)
             self._disconnected_at = None
             # restore every subscription (the broker lost them)
-            for topic_filter, sid in self._active_filters():
+            for topic_filter, sid, no_local in self._active_filters():
                 try:
-                    self._send_subscribe(topic_filter, sid)
+                    self._send_subscribe(topic_filter, sid, no_local)
                 except Exception as exc:
                     log.warning("resubscribe %s failed: %s", topic_filter, exc)
         self._ever_connected = True
@@ -661,24 +661,27 @@ class Mqtt5Binding(BindingCore):
             return
         conn._transport.write(out[0] if len(out) == 1 else b"".join(out))
 
-    def _send_subscribe(self, topic_filter: str, sub_id: int) -> int:
+    def _send_subscribe(self, topic_filter: str, sub_id: int, no_local: bool = False) -> int:
         client = self._client
         if client is None:
             raise ComNotOpenError("subscribe failed as binding is not open")
         self._flush_out()  # keep the order of what we sent before
-        no_local = self._no_local and not topic_filter.startswith("$share/")
+        # noLocal on a shared subscription is a protocol error: never set there
+        no_local = (self._no_local or no_local) and not topic_filter.startswith("$share/")
         sub = GSubscription(topic_filter, qos=self._qos, no_local=no_local)
         mid: int = client._connection.subscribe([sub], subscription_identifier=sub_id)
         return mid
 
-    async def _subscribe_filter(self, topic_filter: str, sub_id: int) -> None:
+    async def _subscribe_filter(
+        self, topic_filter: str, sub_id: int, no_local: bool = False
+    ) -> None:
         if not self._connected:
             # restored by the resubscribe after the reconnect
             log.info("subscribe %s while disconnected: deferred to reconnect", topic_filter)
             return
         assert self._loop is not None
         fut: asyncio.Future[tuple[int, ...]] = self._loop.create_future()
-        mid = self._send_subscribe(topic_filter, sub_id)
+        mid = self._send_subscribe(topic_filter, sub_id, no_local)
         self._suback[mid] = fut
         try:
             async with asyncio.timeout(10.0):

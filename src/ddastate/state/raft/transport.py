@@ -15,7 +15,8 @@ heartbeat handler when the node set one, so they never queue behind disk work.
 
 Incoming leader-forwarded requests are handed to the binding through ``lfw_consumer()``
 (or the ``lfw_handler`` set by it). Reply rules of the reference: a member ignores its own
-broadcasts; a member that is not the leader stays silent; the leader answers success or
+broadcasts (it subscribes to ``lfw`` with noLocal, so the broker does not send them back
+either); a member that is not the leader stays silent; the leader answers success or
 the errors "leadership transfer in progress", "leadership lost", "node is the leader"
 and "aborted by restore" (retryable, ``retryable error: `` prefixed); other errors are
 logged and not answered, except input the leader cannot decode or apply, which is
@@ -232,6 +233,8 @@ class RaftTransport:
             await self._com.subscribe_action(
                 SubscriptionFilter(scope=Scope.STA, type=LFW_TYPE),
                 handler=self._on_lfw_action,
+                # own broadcasts are dropped on arrival: spare the broker sending them
+                no_local=True,
             )
         )
 
