@@ -495,7 +495,7 @@ _KIND_DEC: dict[str, _Dec] = {"u": _u64, "i": _i64, "b": _bool, "y": _bytes, "s"
 class _Spec:
     """Encoder and decoder of one struct type, built once from its field list."""
 
-    __slots__ = ("cls", "fields", "header", "labels", "name")
+    __slots__ = ("_nested_labels", "cls", "fields", "header", "labels", "name")
 
     def __init__(
         self,
@@ -514,11 +514,19 @@ class _Spec:
                 enc, dec = kind
             self.fields.append((_pack(go), go.encode(), attr, enc, dec))
         self.labels = [f"{self.name}.{f[1].decode()}" for f in self.fields]
+        self._nested_labels: dict[str, list[str]] = {}
 
     def _labels(self, what: str | None) -> list[str]:
         if what is None or what == self.name:
             return self.labels
-        return [f"{what}.{f[1].decode()}" for f in self.fields]
+        got = self._nested_labels.get(what)
+        if got is None:
+            # the paths a spec is nested under are few (a reply's Response, a
+            # request's Req): built once each, a bounded number kept
+            got = [f"{what}.{f[1].decode()}" for f in self.fields]
+            if len(self._nested_labels) < 64:
+                self._nested_labels[what] = got
+        return got
 
     def encode(self, obj: Any, what: str | None = None) -> bytes:
         parts = [self.header]
@@ -866,6 +874,24 @@ def _fast_log(m: Log) -> bytes | None:
     return _pack(_log_obj(m))
 
 
+_APPLY_COMMAND_KEY: bytes = b"\x82" + msgpack.packb("Command", use_bin_type=False)
+_APPLY_TIMEOUT_KEY: bytes = msgpack.packb("Timeout", use_bin_type=False)
+
+
+def _fast_apply(m: ApplyRequest) -> bytes | None:
+    command, timeout = m.command, m.timeout
+    if (command is not None and type(command) is not bytes) or type(timeout) is not int:
+        return None
+    if not _I64_MIN <= timeout <= _I64_MAX:
+        return None
+    return (
+        _APPLY_COMMAND_KEY
+        + _pack(command)
+        + _APPLY_TIMEOUT_KEY
+        + _pack_signed_int(timeout, "ApplyRequest.Timeout")
+    )
+
+
 def _fast_input(m: Input) -> bytes | None:
     if not _fits_fixint(m.op):
         return None
@@ -890,6 +916,7 @@ def encode_input_fields(op: int, key: str, value: bytes | None) -> bytes:
 _FAST: dict[type[Any], Callable[[Any], bytes | None]] = {
     AppendEntriesRequest: _fast_aer,
     AppendEntriesResponse: _fast_aep,
+    ApplyRequest: _fast_apply,
     RequestVoteRequest: _fast_rvr,
     RequestVoteResponse: _fast_rvp,
     Log: _fast_log,
