@@ -617,9 +617,7 @@ class BindingCore:
                 if not fut.done():
                     fut.set_result(result)
             elif pending.callback is not None:
-                del self._pending[corr]
-                if pending.timer is not None:
-                    pending.timer.cancel()
+                self._forget_callback(corr)  # one result: the request is done
                 _call_back(pending.callback, result, None)
             elif pending.stream is not None:
                 pending.stream._put(result)

@@ -405,10 +405,9 @@ class InmemTransport:
         def report(f: asyncio.Future[Any]) -> None:
             if f.cancelled():
                 on_done(None, asyncio.CancelledError())
-            elif f.exception() is not None:
-                on_done(None, f.exception())
-            else:
-                on_done(f.result(), None)
+                return
+            error = f.exception()
+            on_done(None if error is not None else f.result(), error)
 
         fut.add_done_callback(report)
 

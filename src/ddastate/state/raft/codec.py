@@ -361,15 +361,11 @@ def encode_log_buffers(logs: Sequence[Log]) -> list[bytearray]:
 
 # The fixed parts of an encoded Log (a map of 6, its keys in order): an entry without
 # extensions is these pieces around its packed time, data, index, term and type.
-_LOG_HEAD = b"\x86" + msgpack.packb("AppendedAt", use_bin_type=False)
-_LOG_DATA_KEY = msgpack.packb("Data", use_bin_type=False)
-_LOG_NO_EXT_INDEX_KEY = (
-    msgpack.packb("Extensions", use_bin_type=False)
-    + _NIL
-    + msgpack.packb("Index", use_bin_type=False)
-)
-_LOG_TERM_KEY = msgpack.packb("Term", use_bin_type=False)
-_LOG_TYPE_KEY = msgpack.packb("Type", use_bin_type=False)
+_LOG_HEAD = b"\x86" + _pack("AppendedAt")
+_LOG_DATA_KEY = _pack("Data")
+_LOG_NO_EXT_INDEX_KEY = _pack("Extensions") + _NIL + _pack("Index")
+_LOG_TERM_KEY = _pack("Term")
+_LOG_TYPE_KEY = _pack("Type")
 _NO_FORM = object()
 
 
@@ -808,18 +804,11 @@ def _fast_aer(m: AppendEntriesRequest) -> bytes | None:
     )[1:]
     if entries is None:
         return b"\x89" + head + _NIL + tail
-    n = len(entries)
     try:
         encs: list[bytes] = _encode_batch(entries, False)
     except CodecError:
         return None  # the general encoder names what is wrong
-    if n < 16:
-        count = bytes((0x90 | n,))
-    elif n < 0x10000:
-        count = b"\xdc" + n.to_bytes(2, "big")
-    else:
-        count = b"\xdd" + n.to_bytes(4, "big")
-    return b"".join((b"\x89", head, count, *encs, tail))
+    return b"".join((b"\x89", head, _array_header(len(entries)), *encs, tail))
 
 
 def _fast_aep(m: AppendEntriesResponse) -> bytes | None:
@@ -874,8 +863,8 @@ def _fast_log(m: Log) -> bytes | None:
     return _pack(_log_obj(m))
 
 
-_APPLY_COMMAND_KEY: bytes = b"\x82" + msgpack.packb("Command", use_bin_type=False)
-_APPLY_TIMEOUT_KEY: bytes = msgpack.packb("Timeout", use_bin_type=False)
+_APPLY_COMMAND_KEY = b"\x82" + _pack("Command")
+_APPLY_TIMEOUT_KEY = _pack("Timeout")
 
 
 def _fast_apply(m: ApplyRequest) -> bytes | None:

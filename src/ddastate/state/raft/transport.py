@@ -408,16 +408,16 @@ class RaftTransport:
         def done(result: ActionResult | None, error: BaseException | None) -> None:
             if error is None and self._closed:
                 error = TransportShutdownError()
-            if error is None:
-                assert result is not None
-                try:
-                    resp = self._decode_reply(result, action.type, op, resp_cls)
-                except RaftError as e:
-                    error = e
-                else:
-                    on_done(resp, None)
-                    return
-            on_done(None, error)
+            if error is not None:
+                on_done(None, error)
+                return
+            assert result is not None
+            try:
+                resp = self._decode_reply(result, action.type, op, resp_cls)
+            except RaftError as e:
+                on_done(None, e)
+                return
+            on_done(resp, None)
 
         self._request_cb(action, Scope.STA, self._timeout, done)
 
