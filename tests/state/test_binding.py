@@ -483,8 +483,9 @@ async def test_forwarded_proposals_leave_no_waiters_behind(lgroup: Group) -> Non
     )
     change = m2._leader_change
     assert change is not None and not change.waiting  # each removed itself when done
-    fsm = m1.fsm()
-    assert fsm is not None and len(fsm.state()) == 300
+    # every proposal is in the state; on a loaded machine the leadership may have moved
+    # to m2 meanwhile (300 ms timers), and m1 then applies the last ones a little later
+    assert len(await converged([m1, m2], "f299")) == 300
 
 
 async def test_close_ends_pending_proposals(lgroup: Group) -> None:
