@@ -525,8 +525,13 @@ async def test_protocol_only_transport_and_go_like_peers(
     transport that neither pipelines nor pre-votes (as the Go reference)."""
     from ddastate.raft.inmem import PlainInmemTransport
 
+    # 300 applies with 128 in flight keep the one shared loop busy: on a loaded machine
+    # a 100 ms lease lapsed once and the leader stepped down mid-stream (correctly, but
+    # apply_many then fails). Longer timers keep this about the transport.
+    slow = {"heartbeat_timeout": 0.5, "election_timeout": 0.5, "leader_lease_timeout": 0.5}
     async with await Cluster.create(
         3,
+        config=fast_config(**slow),
         transport_class=PlainInmemTransport if plain else None,
         can_pipeline=pipeline,
         can_prevote=prevote,
