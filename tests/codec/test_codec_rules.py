@@ -23,6 +23,7 @@ from ddastate.state.raft.codec import (
     decode_msgpack,
     decode_msgpack_from_reader,
     decode_rpc_reply,
+    encode_apply_reply,
     encode_log,
     encode_log_buffers,
     encode_logs,
@@ -483,3 +484,71 @@ def test_batch_encoding_matches_one_by_one() -> None:
         assert [e.encoded for e in copies] == want
 
     run()
+
+
+@pytest.mark.parametrize(
+    "index", [0, 1, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**64 - 1]
+)
+def test_apply_reply_encoder_writes_what_the_spec_writes(index: int) -> None:
+    reply = m.RpcReply(error="", response=m.ApplyResponse(index=index), retryable=False)
+    assert encode_apply_reply(index) == encode_msgpack(reply)
+    assert decode_rpc_reply(encode_apply_reply(index), m.ApplyResponse) == reply
+
+
+@pytest.mark.parametrize("index", [-1, 2**64, True, 1.0])
+def test_apply_reply_encoder_rejects_what_is_not_a_uint64(index: Any) -> None:
+    with pytest.raises(CodecError, match=r"ApplyResponse\.Index"):
+        encode_apply_reply(index)
+
+
+@pytest.mark.parametrize(
+    "inner",
+    [
+        {},
+        {b"Index": 7},
+        {b"Index": 7, b"Response": None},
+        {b"Index": 7, b"Response": b"FSM error"},
+        {b"Index": 7, b"Response": {}},  # a Go error value
+        {b"Index": b"7"},
+        {b"Index": -1},
+        {b"Index": 7, b"Response": 5},
+        {b"Index": 7, b"Response": b"\xff"},
+    ],
+)
+def test_apply_reply_decoder_agrees_with_the_spec(inner: dict[bytes, Any]) -> None:
+    """The fast decoder of a forwarded proposal's reply: same result, same error label."""
+    raw = msgpack.packb({b"Error": b"", b"Response": inner, b"Retryable": False})
+    spec = _SPECS[m.ApplyResponse]
+    try:
+        want: Any = spec.decode(inner, "RpcReply.Response")
+    except CodecError as e:
+        with pytest.raises(CodecError) as got:
+            decode_rpc_reply(raw, m.ApplyResponse)
+        assert str(got.value) == str(e)
+        return
+    assert decode_rpc_reply(raw, m.ApplyResponse).response == want
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {},
+        {b"Command": b"\x93\x01"},
+        {b"Command": None, b"Timeout": -5},
+        {b"Command": b"x", b"Timeout": 2**63},
+        {b"Command": "text"},
+        {b"Command": 1},
+        {b"Timeout": b"1"},
+    ],
+)
+def test_apply_request_decoder_agrees_with_the_spec(obj: dict[Any, Any]) -> None:
+    raw = msgpack.packb(obj, use_bin_type=True)
+    spec = _SPECS[m.ApplyRequest]
+    try:
+        want: Any = spec.decode(msgpack.unpackb(raw, raw=True), "ApplyRequest")
+    except CodecError as e:
+        with pytest.raises(CodecError) as got:
+            decode_msgpack(raw, m.ApplyRequest)
+        assert str(got.value) == str(e)
+        return
+    assert decode_msgpack(raw, m.ApplyRequest) == want

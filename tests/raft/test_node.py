@@ -616,3 +616,39 @@ async def test_removed_member_keeps_running_without_shutdown_on_remove() -> None
         assert victim.state is not RaftState.SHUTDOWN
         assert leader.state is RaftState.LEADER and leader.current_term() == term
         assert (await leader.get_configuration()).get(victim.local_id) is None
+
+
+async def test_apply_then_reports_from_inside_the_node() -> None:
+    """``apply_then``'s callback runs as the future completes, before any callback
+    registered with ``add_done_callback`` (those wait for an event-loop round)."""
+    async with await Cluster.create(3) as c:
+        leader = await c.wait_for_leader()
+        order: list[str] = []
+        seen: list[tuple[int, Any]] = []
+
+        def on_done(f: Any) -> None:
+            assert f.done()
+            order.append("on_done")
+            seen.append((f.index, f.result()))
+
+        f = leader.apply_then(b"x", on_done)
+        f.add_done_callback(lambda _: order.append("done_callback"))
+        assert await f == f.index
+        assert order == ["on_done", "done_callback"]
+        assert seen == [(f.index, f.index)]  # the RecordingFSM answers the index
+
+        # refused at once: the callback has run before apply_then returns
+        failed: list[BaseException | None] = []
+        follower = c.followers()[0]
+        g = follower.apply_then(b"y", lambda f: failed.append(f.exception()))
+        assert len(failed) == 1 and isinstance(failed[0], NotLeaderError)
+        with pytest.raises(NotLeaderError):
+            await g
+
+        # cancelled by its caller: reported once, as cancelled
+        cancelled: list[bool] = []
+        h = leader.apply_then(b"z", lambda f: cancelled.append(f.cancelled()))
+        h.cancel()
+        h.cancel()
+        await leader.barrier()
+        assert cancelled == [True]

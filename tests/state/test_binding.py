@@ -488,6 +488,41 @@ async def test_forwarded_proposals_leave_no_waiters_behind(lgroup: Group) -> Non
     assert len(await converged([m1, m2], "f299")) == 300
 
 
+async def test_forwarded_proposal_moves_on_when_the_leader_changes(lgroup: Group) -> None:
+    """A forwarded proposal the old leader never answered goes to the new leader as soon
+    as the leadership changes, not after lfwTimeout (here ten minutes)."""
+    m1 = await lgroup.member(bootstrap=True, opts=FAST)
+    m2 = await lgroup.member(opts={**FAST, "lfwTimeout": 600_000})
+    m3 = await lgroup.member(opts=FAST)
+    t1 = m1.transport()
+    assert t1 is not None
+    swallowed: list[Any] = []
+    t1.set_lfw_handler(swallowed.append, gate=lambda: True)  # takes it, never answers
+    proposal = asyncio.create_task(m2.propose_input(Input(InputOp.SET, "k", b"v")))
+    await wait_for(lambda: bool(swallowed), what="the proposal at the old leader")
+    await m1.close()
+    await asyncio.wait_for(proposal, 60)
+    assert (await converged([m2, m3], "k"))["k"] == b"v"
+    change = m2._leader_change
+    assert change is not None and not change.waiting
+
+
+async def test_cancelled_forwarded_proposal_leaves_nothing_pending(lgroup: Group) -> None:
+    m1 = await lgroup.member(bootstrap=True, opts=FAST)
+    # long timers: the cut-off member must not campaign (its votes would be pending too)
+    m2 = await lgroup.member(opts={"heartbeatTimeout": 60_000, "electionTimeout": 60_000})
+    lgroup.factory.bus.partition([m1.node_id()], [m2.node_id()])
+    proposal = asyncio.create_task(m2.propose_input(Input(InputOp.SET, "x", b"y")))
+    com = m2._transport._com  # type: ignore[union-attr]
+    await wait_for(lambda: bool(com._pending), what="the forwarded proposal in flight")
+    proposal.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await proposal
+    assert not com._pending
+    change = m2._leader_change
+    assert change is not None and not change.waiting
+
+
 async def test_close_ends_pending_proposals(lgroup: Group) -> None:
     m1 = await lgroup.member(bootstrap=True, opts=FAST)
     m2 = await lgroup.member(opts=FAST)

@@ -300,6 +300,64 @@ async def test_lfw_error_reply_rules(
     assert str(error) in msg
 
 
+async def test_lfw_apply_then_reports_once_from_the_receive_path(members: list[Member]) -> None:
+    a, b, c = members
+    assert a.t.can_call_back
+    on_b = leader(b.t, ApplyResponse(index=7))
+    follower(c.t)
+    out = _Outcome()
+    a.t.lfw_apply_then(ApplyRequest(command=b"cmd"), 1.0, out)
+    assert await out.future == ApplyResponse(index=7, response=None)
+    assert [r.command for r in on_b] == [ApplyRequest(command=b"cmd")]
+    assert not a.com._pending  # answered: nothing left waiting
+
+    leader(b.t, LeadershipLostError())
+    out = _Outcome()
+    a.t.lfw_apply_then(ApplyRequest(command=b"x"), 1.0, out)
+    with pytest.raises(RpcError) as ei:
+        await out.future
+    assert ei.value.retryable
+
+    follower(b.t)
+    out = _Outcome()
+    a.t.lfw_apply_then(ApplyRequest(command=b"x"), 0.2, out)
+    with pytest.raises(TimeoutError):
+        await out.future
+    assert not a.com._pending
+
+
+async def test_lfw_apply_then_forgotten_request_is_dropped(members: list[Member]) -> None:
+    a, b, c = members
+    follower(b.t)
+    follower(c.t)
+    out = _Outcome()
+    forget = a.t.lfw_apply_then(ApplyRequest(command=b"x"), 30.0, out)
+    assert len(a.com._pending) == 1
+    forget()
+    assert not a.com._pending  # no reply, no timer: the callback can no longer run
+    assert not out.future.done()
+
+
+async def test_lfw_rpc_response_future_is_made_on_demand() -> None:
+    replies: list[tuple[object, object]] = []
+    rpc = LfwRPC(ApplyRequest(command=b"x"), "node-a", reply=lambda r, e: replies.append((r, e)))
+    rpc.respond(ApplyResponse(index=3))
+    rpc.respond(ApplyResponse(index=4))  # a second answer is ignored
+    assert rpc.response.result() == ApplyResponse(index=3)
+    assert replies == [(ApplyResponse(index=3), None)]
+
+    waiting = LfwRPC(ApplyRequest(command=b"x"), "node-a")
+    fut = waiting.response
+    assert not fut.done()
+    waiting.respond(None, NotLeaderError())
+    assert waiting.response is fut and isinstance(fut.exception(), NotLeaderError)
+
+    given_up = LfwRPC(ApplyRequest(command=b"x"), "node-a", reply=lambda r, e: replies.append(r))
+    given_up.response.cancel()
+    given_up.respond(ApplyResponse(index=5))  # its consumer gave up: no reply either
+    assert len(replies) == 1
+
+
 async def test_lfw_reply_wire_format(members: list[Member]) -> None:
     """A reply is {Error, Response, Retryable}; Response nil on failure."""
     a, b, c = members
@@ -507,6 +565,7 @@ async def test_group_over_a_com_without_request_callbacks() -> None:
             b = RaftBinding()
             await b.open(cfg, com)
             assert not callable(getattr(b._transport, "call_then", None))
+            assert b._transport is not None and not b._transport.can_call_back
             ms.append(b)
             coms.append(com)
         await asyncio.gather(

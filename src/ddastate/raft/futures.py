@@ -65,6 +65,37 @@ class ApplyFuture(IndexFuture[Any]):
         return self.result()
 
 
+class CallbackApplyFuture(ApplyFuture):
+    """An ApplyFuture that calls ``on_done(self)`` the moment it completes.
+
+    ``add_done_callback`` runs its callbacks one event-loop round later, through a
+    scheduled handle each; a leader answering forwarded proposals pays that per
+    proposal. Here the callback runs inside ``set_result`` / ``set_exception`` /
+    ``cancel``, on the node's own path: keep it short, and never block in it.
+    """
+
+    on_done: Callable[[ApplyFuture], None] | None = None
+
+    def set_result(self, result: Any) -> None:
+        super().set_result(result)
+        self._done()
+
+    def set_exception(self, exception: type | BaseException) -> None:
+        super().set_exception(exception)
+        self._done()
+
+    def cancel(self, msg: Any | None = None) -> bool:
+        cancelled = super().cancel(msg)
+        if cancelled:
+            self._done()
+        return cancelled
+
+    def _done(self) -> None:
+        fn, self.on_done = self.on_done, None
+        if fn is not None:
+            fn(self)
+
+
 class ConfigurationFuture(IndexFuture[Configuration]):
     """Resolves to the latest configuration; ``.index`` is its log index."""
 
@@ -111,6 +142,7 @@ def resolve(fut: asyncio.Future[Any], result: Any) -> None:
 
 __all__ = [
     "ApplyFuture",
+    "CallbackApplyFuture",
     "ConfigurationFuture",
     "IndexFuture",
     "RaftFuture",

@@ -75,6 +75,7 @@ from .errors import (
 )
 from .futures import (
     ApplyFuture,
+    CallbackApplyFuture,
     ConfigurationFuture,
     IndexFuture,
     RaftFuture,
@@ -1320,6 +1321,20 @@ class Raft:
         """
         return self._propose(LogType.COMMAND, data, timeout)
 
+    def apply_then(
+        self,
+        data: bytes,
+        on_done: Callable[[ApplyFuture], None],
+        timeout: float | None = None,
+    ) -> ApplyFuture:
+        """``apply`` that calls ``on_done(future)`` as soon as the future completes.
+
+        The call comes from inside the node (even before this returns, for a proposal
+        refused at once), not one event-loop round later as with ``add_done_callback``:
+        for a caller answering many proposals from callbacks. Keep ``on_done`` short.
+        """
+        return self._propose(LogType.COMMAND, data, timeout, on_done)
+
     def apply_log(self, log: Log, timeout: float | None = None) -> ApplyFuture:
         """Like apply, with a Log's data (the index/term/type of ``log`` are ignored)."""
         return self._propose(LogType.COMMAND, log.data, timeout)
@@ -1328,13 +1343,23 @@ class Raft:
         """Resolves (to None) when everything before it is applied on this leader."""
         return self._propose(LogType.BARRIER, None, timeout)
 
-    def _propose(self, t: LogType, data: bytes | None, timeout: float | None) -> ApplyFuture:
-        loop = self._loop
-        if loop is None:
-            f = ApplyFuture(loop=asyncio.get_running_loop())
+    def _propose(
+        self,
+        t: LogType,
+        data: bytes | None,
+        timeout: float | None,
+        on_done: Callable[[ApplyFuture], None] | None = None,
+    ) -> ApplyFuture:
+        loop = self._loop or asyncio.get_running_loop()
+        f: ApplyFuture
+        if on_done is None:
+            f = ApplyFuture(loop=loop)
+        else:
+            f = CallbackApplyFuture(loop=loop)
+            f.on_done = on_done
+        if self._loop is None:
             fail_quietly(f, RaftShutdownError() if self._shutdown else RaftError("not started"))
             return f
-        f = ApplyFuture(loop=loop)
         if self._shutdown:
             fail_quietly(f, RaftShutdownError())
             return f

@@ -42,6 +42,7 @@ import logging
 import math
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ddastate.raft.configuration import Configuration, Server, ServerSuffrage
@@ -61,6 +62,7 @@ from .messages import (
     AddVoterRequest,
     AddVoterResponse,
     ApplyRequest,
+    ApplyResponse,
     RemoveServerRequest,
     RemoveServerResponse,
 )
@@ -525,6 +527,44 @@ class RaftBinding:
             if change is not None:
                 change.waiting.discard(abort)
 
+    def _forward_then(
+        self, transport: RaftTransport, cmd: bytes, timeout: float
+    ) -> tuple[asyncio.Future[ApplyResponse | None], Callable[[], None]]:
+        """Forward one proposal through the transport's callback path.
+
+        Returns a future and a function that drops the request (for a caller that stops
+        waiting). The future gets the leader's ApplyResponse, None when the known leader
+        changes first, or the request's error. One future per proposal and no chain of
+        coroutines: a follower forwarding many proposals pays little beyond the message.
+        """
+        fut: asyncio.Future[ApplyResponse | None] = asyncio.get_running_loop().create_future()
+        change = self._leader_change
+
+        def on_done(resp: ApplyResponse | None, error: BaseException | None) -> None:
+            if change is not None:
+                change.waiting.discard(abort)
+            if fut.done():
+                return
+            if error is not None:
+                fut.set_exception(error)
+            else:
+                fut.set_result(resp)
+
+        def abort() -> None:
+            forget()
+            if not fut.done():
+                fut.set_result(None)
+
+        def drop() -> None:
+            if change is not None:
+                change.waiting.discard(abort)
+            forget()
+
+        forget = transport.lfw_apply_then(ApplyRequest(command=cmd, timeout=0), timeout, on_done)
+        if change is not None:
+            change.waiting.add(abort)
+        return fut, drop
+
     async def _catch_up(self, index: int) -> None:
         """Wait (up to startupTimeout) until this member applied the log up to ``index``.
 
@@ -679,9 +719,19 @@ class RaftBinding:
             if t <= 0:
                 raise TimeoutError("propose_input timed out")
         try:
-            done, resp = await self._abortable(
-                transport.lfw_apply(ApplyRequest(command=cmd, timeout=0), t)
-            )
+            if transport.can_call_back:
+                fut, drop = self._forward_then(transport, cmd, t)
+                try:
+                    resp = await fut
+                except asyncio.CancelledError:
+                    drop()
+                    raise
+            else:
+                done, resp = await self._abortable(
+                    transport.lfw_apply(ApplyRequest(command=cmd, timeout=0), t)
+                )
+                if not done:
+                    resp = None
         except TimeoutError:
             return "no leader answered"
         except RpcError as e:
@@ -694,7 +744,7 @@ class RaftBinding:
             if getattr(e, "retryable", False):
                 return str(e)
             raise
-        if not done or resp is None:
+        if resp is None:
             return "the leader changed"
         if resp.response is not None:
             # A Go leader whose FSM rejected the input answers success with a non-nil
@@ -720,11 +770,13 @@ class RaftBinding:
                 rpc.respond(None, LfwRejectedError(f"input does not decode: {e}"))
                 return
             try:
-                fut = raft.apply(data or b"", cmd.timeout / _NS if cmd.timeout > 0 else None)
+                raft.apply_then(
+                    data or b"",
+                    partial(_answer_apply, rpc),
+                    cmd.timeout / _NS if cmd.timeout > 0 else None,
+                )
             except RaftError as e:
                 rpc.respond(None, e)
-                return
-            fut.add_done_callback(lambda f: _answer_apply(rpc, f))
             return
         task = asyncio.ensure_future(self._serve_membership(raft, rpc))
         self._lfw_tasks.add(task)
@@ -798,8 +850,6 @@ class RaftBinding:
 
 
 def _answer_apply(rpc: LfwRPC, fut: asyncio.Future[Any]) -> None:
-    from .messages import ApplyResponse
-
     if fut.cancelled():
         rpc.respond(None, NotLeaderError())
         return

@@ -70,6 +70,7 @@ __all__ = [
     "decode_msgpack",
     "decode_msgpack_from_reader",
     "decode_rpc_reply",
+    "encode_apply_reply",
     "encode_log",
     "encode_logs",
     "encode_msgpack",
@@ -881,6 +882,19 @@ def _fast_apply(m: ApplyRequest) -> bytes | None:
     )
 
 
+# RpcReply{Error: "", Response: ApplyResponse{Index: i, Response: nil}, Retryable: false}
+# around the index: the leader's answer to every forwarded proposal that committed.
+_APPLY_OK_HEAD = b"\x83" + _pack("Error") + _pack("") + _pack("Response") + b"\x82" + _pack("Index")
+_APPLY_OK_TAIL = _pack("Response") + _NIL + _pack("Retryable") + b"\xc2"
+
+
+def encode_apply_reply(index: int) -> bytes:
+    """``encode_msgpack(RpcReply("", ApplyResponse(index, None), False))``, built directly."""
+    if type(index) is not int or not 0 <= index <= _U64_MAX:
+        raise CodecError(f"ApplyResponse.Index must be an unsigned 64-bit int, not {index!r}")
+    return _APPLY_OK_HEAD + _pack(index) + _APPLY_OK_TAIL
+
+
 def _fast_input(m: Input) -> bytes | None:
     if not _fits_fixint(m.op):
         return None
@@ -1084,7 +1098,26 @@ def _fast_dec_log(d: dict[Any, Any]) -> Log:
     return _dec_log(d, "Log")
 
 
+_AQ = "ApplyRequest."
+_AP = "RpcReply.Response."
+
+
+def _fast_dec_apq(d: dict[Any, Any]) -> ApplyRequest:
+    g = d.get
+    return ApplyRequest(
+        _bytes(g(b"Command"), _AQ + "Command"), _i64(g(b"Timeout"), _AQ + "Timeout")
+    )
+
+
+def _dec_apply_reply_response(d: dict[Any, Any]) -> ApplyResponse:
+    g = d.get
+    return ApplyResponse(
+        _u64(g(b"Index"), _AP + "Index"), _dec_apply_response(g(b"Response"), _AP + "Response")
+    )
+
+
 _FAST_DEC: dict[type[Any], Callable[[dict[Any, Any]], Any]] = {
+    ApplyRequest: _fast_dec_apq,
     AppendEntriesRequest: _fast_dec_aer,
     AppendEntriesResponse: _fast_dec_aep,
     RequestVoteRequest: _fast_dec_rvq,
@@ -1141,9 +1174,12 @@ def decode_rpc_reply(data: bytes, response_cls: type[Any]) -> RpcReply:
         d = _map(obj, "RpcReply") if obj is not None else {}
         g = d.get
         raw_resp = g(b"Response")
-        response = (
-            None if raw_resp is None else _decode_obj(raw_resp, response_cls, "RpcReply.Response")
-        )
+        if raw_resp is None:
+            response = None
+        elif response_cls is ApplyResponse and type(raw_resp) is dict:
+            response = _dec_apply_reply_response(raw_resp)  # one per forwarded proposal
+        else:
+            response = _decode_obj(raw_resp, response_cls, "RpcReply.Response")
         return RpcReply(
             error=_str(g(b"Error"), "RpcReply.Error"),
             response=response,

@@ -34,7 +34,7 @@ import asyncio
 import io
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import IO, Any, TypeVar
 
@@ -138,34 +138,65 @@ class LfwRejectedError(RaftError):
     """A leader-forwarded request the leader refused for good (bad input, FSM error)."""
 
 
-@dataclass(slots=True, eq=False)
 class LfwRPC:
-    """A leader-forwarded request and the future its handler resolves.
+    """A leader-forwarded request; its handler answers it once with ``respond``.
 
-    ``respond`` resolves ``response`` and, when the transport attached a reply function,
-    sends the reply at once (no extra event-loop round for the done callback).
+    ``respond`` sends the reply at once when the transport attached a reply function,
+    and resolves ``response``, a future made on first use (a leader answering
+    forwarded proposals through the reply function never needs one).
     """
 
-    command: LfwRequest
-    source: str
-    response: asyncio.Future[LfwResponse] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-    reply: Callable[[LfwResponse | None, BaseException | None], None] | None = None
+    __slots__ = ("_future", "_outcome", "command", "reply", "source")
+
+    def __init__(
+        self,
+        command: LfwRequest,
+        source: str,
+        reply: Callable[[LfwResponse | None, BaseException | None], None] | None = None,
+    ) -> None:
+        self.command = command
+        self.source = source
+        self.reply = reply
+        self._future: asyncio.Future[LfwResponse] | None = None
+        self._outcome: tuple[LfwResponse | None, BaseException | None] | None = None
+
+    @property
+    def response(self) -> asyncio.Future[LfwResponse]:
+        """The answer given with ``respond`` (its error, if it was one)."""
+        f = self._future
+        if f is None:
+            f = self._future = asyncio.get_running_loop().create_future()
+            if self._outcome is not None:
+                _resolve(f, *self._outcome)
+        return f
 
     def respond(self, resp: LfwResponse | None, error: BaseException | None = None) -> None:
-        """Answer once; later calls are ignored."""
-        if self.response.done():
+        """Answer once; later calls (and calls after ``response`` was cancelled) are ignored."""
+        f = self._future
+        if self._outcome is not None or (f is not None and f.done()):
             return
-        if error is not None:
-            self.response.set_exception(error)
-            self.response.exception()  # retrieved: the transport decides what to send
-        else:
+        if error is None:
             assert resp is not None
-            self.response.set_result(resp)
+        self._outcome = (resp, error)
+        if f is not None:
+            _resolve(f, resp, error)
         reply, self.reply = self.reply, None
         if reply is not None:
             reply(resp, error)
+
+    def __repr__(self) -> str:
+        return f"LfwRPC(command={self.command!r}, source={self.source!r})"
+
+
+def _resolve(
+    f: asyncio.Future[LfwResponse], resp: LfwResponse | None, error: BaseException | None
+) -> None:
+    if error is not None:
+        f.set_exception(error)
+        f.exception()  # retrieved: the transport decides what to send
+    else:
+        assert resp is not None
+        f.set_result(resp)
 
 
 @dataclass(slots=True)
@@ -277,8 +308,9 @@ class RaftTransport:
     ) -> None:
         """Deliver lfw requests by direct call instead of the queue.
 
-        ``gate`` (optional) is asked first: when it returns False (this member is not the
-        leader) the request is dropped silently without being decoded.
+        ``gate`` (optional) is asked once the request decoded: when it returns False
+        (this member is not the leader) the request is dropped silently. A request that
+        does not decode is answered with the error by every member, as Go members do.
         """
         self._lfw_handler = handler
         self._lfw_gate = gate
@@ -401,9 +433,45 @@ class RaftTransport:
         op, resp_cls = kind
         if op == OP_PRE_VOTE and not self.can_prevote:
             raise RpcError("pre-vote is not enabled on this transport")
+        self._request_then(RPC_TYPE_PREFIX + target, op, req, resp_cls, self._timeout, on_done)
+
+    @property
+    def can_call_back(self) -> bool:
+        """True when requests can be sent with a callback (``lfw_apply_then``): the
+        com binding has ``request_action_callback``."""
+        return self._request_cb is not None
+
+    def lfw_apply_then(
+        self,
+        req: ApplyRequest,
+        timeout: float,
+        on_done: Callable[[ApplyResponse | None, BaseException | None], None],
+    ) -> Callable[[], None]:
+        """Forward Apply without a coroutine (only where ``can_call_back``).
+
+        ``on_done(response, None)`` or ``on_done(None, error)`` runs once, straight
+        from the receive path; the error is TimeoutError when no leader answered within
+        ``timeout`` seconds. Returns a function that forgets the request: ``on_done``
+        is then never called.
+        """
+        if self._closed:
+            raise TransportShutdownError()
+        return self._request_then(LFW_TYPE, OP_APPLY, req, ApplyResponse, timeout, on_done)
+
+    def _request_then(
+        self,
+        type_: str,
+        op: str,
+        req: Any,
+        resp_cls: type[Any],
+        timeout: float,
+        on_done: Callable[[Any, BaseException | None], None],
+    ) -> Callable[[], None]:
+        request_cb = self._request_cb
+        if request_cb is None:
+            raise RpcError("the com binding cannot send requests with a callback")
         params = codec.encode_msgpack(req)
-        action = Action(type=RPC_TYPE_PREFIX + target, id=op, source=self._local, params=params)
-        assert self._request_cb is not None
+        action = Action(type=type_, id=op, source=self._local, params=params)
 
         def done(result: ActionResult | None, error: BaseException | None) -> None:
             if error is None and self._closed:
@@ -413,13 +481,14 @@ class RaftTransport:
                 return
             assert result is not None
             try:
-                resp = self._decode_reply(result, action.type, op, resp_cls)
+                resp = self._decode_reply(result, type_, op, resp_cls)
             except RaftError as e:
                 on_done(None, e)
                 return
             on_done(resp, None)
 
-        self._request_cb(action, Scope.STA, self._timeout, done)
+        forget: Callable[[], None] = request_cb(action, Scope.STA, timeout, done)
+        return forget
 
     # ------------------------------------------------------------------ receiving
 
@@ -429,6 +498,9 @@ class RaftTransport:
         except Exception:
             logger.exception("reply does not encode")
             return
+        self._send_reply(awc, data)
+
+    def _send_reply(self, awc: ActionWithCallback, data: bytes) -> None:
         try:
             awc.send(ActionResult(context=self._local, data=data))
         except Exception as e:
@@ -537,7 +609,15 @@ class RaftTransport:
         if self._closed:
             return
         if exc is None:
-            self._reply(awc, RpcReply(error="", response=resp, retryable=False))
+            if type(resp) is ApplyResponse and resp.response is None:
+                try:
+                    data = codec.encode_apply_reply(resp.index)
+                except codec.CodecError:
+                    logger.exception("reply does not encode")
+                    return
+                self._send_reply(awc, data)
+            else:
+                self._reply(awc, RpcReply(error="", response=resp, retryable=False))
             return
         if isinstance(exc, NotLeaderError):
             return  # silent: another member may be the leader
