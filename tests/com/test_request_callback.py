@@ -145,3 +145,32 @@ def test_forked_child_draws_fresh_correlation_data() -> None:
     os.waitpid(pid, 0)
     assert len(child) == 36
     assert child != _correlation.new()  # without the reset both would take the same bytes
+
+
+async def test_requests_due_together_share_one_expiry_timer(com_factory: Any) -> None:
+    """Requests are expired by millisecond buckets, one loop timer each, not a timer per
+    request; each still fails with TimeoutError, and not before its timeout."""
+    a = await com_factory.open()
+    loop = asyncio.get_running_loop()
+    outs = [_Outcomes() for _ in range(200)]
+    sent_at = loop.time()
+    futures = []
+    expired_at: list[float] = []
+    for i, out in enumerate(outs):
+        a.request_action_callback(Action("nobody", f"c{i}", "a"), Scope.COM, 0.2, out)
+        f = asyncio.ensure_future(a.request_action(Action("nobody", f"f{i}", "a"), Scope.COM, 0.2))
+        f.add_done_callback(lambda _: expired_at.append(loop.time()))
+        futures.append(f)
+    await asyncio.sleep(0)  # the coroutine requests start
+    buckets = a._deadlines._buckets
+    assert sum(len(b) for b in buckets.values()) == 400
+    assert len(buckets) <= 50  # 400 requests issued within a few milliseconds
+    for out in outs:
+        [(result, error)] = await out.wait(1)
+        assert result is None and isinstance(error, TimeoutError)
+    for f in futures:
+        with pytest.raises(TimeoutError):
+            await f
+    await asyncio.gather(*futures, return_exceptions=True)
+    assert len(expired_at) == 200 and min(expired_at) - sent_at >= 0.2
+    assert a._pending == {} and not a._deadlines._buckets
