@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import math
 import os
 import re
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, Generic, TypeVar
 
+from ddastate._deadlines import DeadlineBuckets
 from ddastate.com.api import (
     Action,
     ActionResult,
@@ -99,39 +99,6 @@ class _Route(Generic[T]):
 ResultCallback = Callable[[Any, BaseException | None], None]
 
 
-class _Deadlines:
-    """When pending requests expire: those due in the same millisecond share one timer.
-
-    A loop timer per request (a TimerHandle, a heap push, then a cancel) cost a
-    forwarding member more than a tenth of each forwarded proposal; a request now
-    expires up to 1 ms after its timeout.
-    """
-
-    __slots__ = ("_buckets", "_on_expired")
-
-    def __init__(self, on_expired: Callable[[bytes], None]) -> None:
-        self._buckets: dict[int, set[bytes]] = {}
-        self._on_expired = on_expired
-
-    def add(self, loop: asyncio.AbstractEventLoop, corr: bytes, timeout: float) -> set[bytes]:
-        """Expire ``corr`` after ``timeout`` seconds; the caller discards it from the
-        returned set when the request ends first."""
-        key = math.ceil((loop.time() + timeout) * 1000.0)
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            bucket = self._buckets[key] = set()
-            loop.call_at(key / 1000.0, self._fire, key)
-        bucket.add(corr)
-        return bucket
-
-    def clear(self) -> None:
-        self._buckets.clear()
-
-    def _fire(self, key: int) -> None:
-        for corr in self._buckets.pop(key, ()):
-            self._on_expired(corr)
-
-
 class _Pending:
     """A request waiting for its result(s): a future (first result) or a stream."""
 
@@ -148,7 +115,7 @@ class _Pending:
         self.future = future
         self.stream = stream
         self.callback = callback
-        self.deadline: set[bytes] | None = None  # its bucket in _Deadlines
+        self.deadline: set[bytes] | None = None  # its bucket in BindingCore._deadlines
 
 
 class BindingCore:
@@ -168,7 +135,8 @@ class BindingCore:
         self._routes_by_filter: dict[str, _Route[Any]] = {}
         self._next_sub_id = _FIRST_SUB_ID
         self._pending: dict[bytes, _Pending] = {}
-        self._deadlines = _Deadlines(self._request_expired)
+        # expiry of pending requests, one timer per millisecond of deadlines
+        self._deadlines: DeadlineBuckets[bytes] = DeadlineBuckets(self._request_expired)
         self._topic_cache: dict[tuple[str, str, str], tuple[str, str]] = {}
         self._topic_info: dict[str, tuple[str, str]] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -406,7 +374,7 @@ class BindingCore:
             raise ComNotOpenError("request failed as binding is not open")
         pending = _Pending(LEVEL_ACTION_RESULT, callback=callback)
         corr = self._start_request(*_action_request(action), scope, pending)
-        pending.deadline = self._deadlines.add(loop, corr, timeout)
+        pending.deadline = self._deadlines.add(loop, corr, loop.time() + timeout)
         return partial(self._forget_callback, corr)
 
     def _request_expired(self, corr: bytes) -> None:
@@ -460,7 +428,7 @@ class BindingCore:
         fut: asyncio.Future[Any] = loop.create_future()
         pending = _Pending(_RESULT_LEVEL[level], future=fut)
         corr = self._start_request(level, type_, id_, source, payload, dt, scope, pending)
-        deadline = self._deadlines.add(loop, corr, timeout)
+        deadline = self._deadlines.add(loop, corr, loop.time() + timeout)
         pending_map = self._pending
 
         def finished(_: asyncio.Future[Any]) -> None:

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ddastate._deadlines import DeadlineBuckets
 from ddastate.raft.configuration import Configuration, Server, ServerSuffrage
 from ddastate.raft.errors import (
     NotLeaderError,
@@ -224,28 +225,12 @@ class _LeaderChange:
         self.waiting.clear()
 
 
-class _DeadlineTimers:
-    """Expires many futures with few timers: one timer per millisecond of deadlines.
-
-    A TimerHandle per proposal costs more than the rest of a leader's proposal path;
-    proposals made together share their deadline's millisecond and its timer. A
-    deadline is met up to 1 ms late.
-    """
+class _DeadlineTimers(DeadlineBuckets[asyncio.Future[Any]]):
+    """Cancels each proposal's future at its deadline unless done (1 ms buckets)."""
 
     def __init__(self) -> None:
-        self._buckets: dict[int, set[asyncio.Future[Any]]] = {}
+        super().__init__(self._expire)
         self._expired: set[asyncio.Future[Any]] = set()
-
-    def add(self, fut: asyncio.Future[Any], deadline: float) -> set[asyncio.Future[Any]]:
-        """Cancel ``fut`` at ``deadline`` unless done; the caller discards it from the
-        returned set when it completes."""
-        key = math.ceil(deadline * 1000.0)
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            bucket = self._buckets[key] = set()
-            asyncio.get_running_loop().call_at(key / 1000.0, self._fire, key)
-        bucket.add(fut)
-        return bucket
 
     def expired(self, fut: asyncio.Future[Any]) -> bool:
         """True (once) when ``fut`` was cancelled because its deadline passed."""
@@ -254,11 +239,10 @@ class _DeadlineTimers:
             return True
         return False
 
-    def _fire(self, key: int) -> None:
-        for fut in self._buckets.pop(key, ()):
-            if not fut.done():
-                self._expired.add(fut)
-                fut.cancel()
+    def _expire(self, fut: asyncio.Future[Any]) -> None:
+        if not fut.done():
+            self._expired.add(fut)
+            fut.cancel()
 
 
 def _check_input(inp: Input) -> None:
@@ -673,7 +657,7 @@ class RaftBinding:
             if not forward:
                 # applied here, in this coroutine: a frame less on every leader proposal
                 fut = raft.apply(cmd)
-                bucket = None if deadline is None else self._deadlines.add(fut, deadline)
+                bucket = None if deadline is None else self._deadlines.add(loop, fut, deadline)
                 try:
                     resp = await fut
                 except asyncio.CancelledError:
