@@ -11,6 +11,7 @@ from typing import Any
 import msgpack
 import pytest
 
+from ddastate._fdatasync import AsyncFdatasync
 from ddastate.com.api import Action, Scope
 from ddastate.raft.testing import wait_for
 from ddastate.state import UnsupportedProtocolError, new
@@ -72,6 +73,9 @@ def test_options_defaults_and_units() -> None:
     assert not o.debug and not o.pipeline
     assert o.max_append_entries == 512  # ddastate's batch; Go members use hashicorp's 64
     assert BindingOptions.from_opts({"maxAppendEntries": 64}).max_append_entries == 64
+    assert o.async_fsync  # on unless turned off; null means the default too
+    assert not BindingOptions.from_opts({"asyncFsync": False}).async_fsync
+    assert BindingOptions.from_opts({"asyncFsync": None}).async_fsync
     o = BindingOptions.from_opts(
         {
             "debug": True,
@@ -101,6 +105,7 @@ def test_options_defaults_and_units() -> None:
         ({"snapshotThreshold": -1}, "snapshotThreshold"),
         ({"snapshotThreshold": 1.5}, "snapshotThreshold"),
         ({"debug": "yes"}, "debug"),
+        ({"asyncFsync": 0}, "asyncFsync"),
         ({"lfwTimeout": float("nan")}, "lfwTimeout"),
     ],
 )
@@ -399,16 +404,18 @@ async def test_leader_proposals_share_deadline_timers_and_leave_none_behind(
     assert fsm is not None and len(fsm.state()) == 500
 
 
+@pytest.mark.parametrize("async_fsync", [True, False], ids=["kernel-fsync", "writer-thread"])
 async def test_slow_disk_on_a_follower_does_not_stall_heartbeats(
-    lgroup: Group, tmp_path: Path
+    lgroup: Group, tmp_path: Path, async_fsync: bool
 ) -> None:
-    """Heartbeats take the fast path: a follower whose log writes take 4x the heartbeat
-    timeout keeps hearing from the leader and never starts an election."""
+    """Heartbeats take the fast path: a follower whose writes take 4x the heartbeat
+    timeout to become durable keeps hearing from the leader and never starts an
+    election, whether its flushes are done by the kernel or by its writer thread."""
     import time as _time
 
     from ddastate.raft.observer import RaftState
 
-    opts = {"heartbeatTimeout": 250, "electionTimeout": 250}
+    opts = {"heartbeatTimeout": 250, "electionTimeout": 250, "asyncFsync": async_fsync}
     m1 = await lgroup.member(bootstrap=True, opts=opts)
     m2 = await lgroup.member(opts=opts)
     m3 = await lgroup.member(opts=opts, store=str(tmp_path / "m3"))  # a disk to be slow
@@ -417,16 +424,28 @@ async def test_slow_disk_on_a_follower_does_not_stall_heartbeats(
     term = n1.current_term()
     store3 = m3._store
     assert store3 is not None
-    real = store3.store_logs
-
     slow_calls: list[int] = []
+    loop = asyncio.get_running_loop()
+    fsync = n3._fsync
+    if async_fsync:
+        assert fsync is not None, "this kernel has no asynchronous fdatasync"
+        real_sync_then = fsync.sync_then
 
-    def slow_store_logs(logs: Any) -> None:
-        slow_calls.append(len(logs))
-        _time.sleep(1.0)  # runs in the node's writer thread, never on the event loop
-        real(logs)
+        def slow_sync_then(cb: Any) -> None:  # the flush completes 1 s late
+            slow_calls.append(1)
+            real_sync_then(lambda err: loop.call_later(1.0, cb, err))
 
-    store3.store_logs = slow_store_logs  # type: ignore[method-assign]
+        fsync.sync_then = slow_sync_then  # type: ignore[method-assign]
+    else:
+        assert fsync is None
+        real = store3.store_logs
+
+        def slow_store_logs(logs: Any) -> None:
+            slow_calls.append(len(logs))
+            _time.sleep(1.0)  # runs in the node's writer thread, never on the event loop
+            real(logs)
+
+        store3.store_logs = slow_store_logs  # type: ignore[method-assign]
     roles: list[Any] = []
     async with n3.observe(lambda o: isinstance(o.data, RaftState)) as obs:
 
@@ -442,20 +461,30 @@ async def test_slow_disk_on_a_follower_does_not_stall_heartbeats(
     assert len(slow_calls) >= 2
     assert RaftState.CANDIDATE not in roles
     assert n1.current_term() == term and n3.current_term() == term
-    store3.store_logs = real  # type: ignore[method-assign]
+    if async_fsync:
+        assert fsync is not None
+        fsync.sync_then = real_sync_then  # type: ignore[method-assign]
+    else:
+        store3.store_logs = real  # type: ignore[method-assign]
     await m2.propose_input(Input(InputOp.SET, "done", b""), 10)
     await converged([m1, m2, m3], "done")
 
 
-async def test_memory_stores_are_written_on_the_loop_durable_ones_off_it(
-    lgroup: Group, tmp_path: Path
+@pytest.mark.parametrize("async_fsync", [True, False], ids=["kernel-fsync", "writer-thread"])
+async def test_where_stores_are_written_and_synced(
+    lgroup: Group, tmp_path: Path, async_fsync: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An in-memory store is written on the event loop (no thread hand-off per write);
-    a durable one in the node's writer thread, never on the loop."""
+    """An in-memory store is written on the event loop (no thread hand-off per write).
+    A durable one is written on the loop and flushed by the kernel (asyncFsync), or
+    written and flushed in the node's writer thread; no fsync ever runs on the loop."""
+    import os
     import threading
 
-    m1 = await lgroup.member(bootstrap=True)
-    m2 = await lgroup.member(store=str(tmp_path / "m2"))
+    opts = {"asyncFsync": async_fsync}
+    m1 = await lgroup.member(bootstrap=True, opts=opts)
+    m2 = await lgroup.member(store=str(tmp_path / "m2"), opts=opts)
+    n2 = m2.node()
+    assert n2 is not None and (n2._fsync is not None) == async_fsync
     writers: dict[str, set[threading.Thread]] = {"memory": set(), "durable": set()}
     for kind, m in (("memory", m1), ("durable", m2)):
         store = m._store
@@ -467,12 +496,126 @@ async def test_memory_stores_are_written_on_the_loop_durable_ones_off_it(
             real(logs)
 
         store.store_logs = record
+    fsyncs: set[threading.Thread] = set()
+    for name in ("fsync", "fdatasync"):
+        real_sync = getattr(os, name)
+
+        def traced(fd: int, real_sync: Any = real_sync) -> None:
+            fsyncs.add(threading.current_thread())
+            real_sync(fd)
+
+        monkeypatch.setattr(os, name, traced)
+    kernel_flushes: list[int] = []
+    if n2._fsync is not None:
+        real_then = n2._fsync.sync_then
+
+        def counted_then(cb: Any) -> None:
+            kernel_flushes.append(1)
+            real_then(cb)
+
+        n2._fsync.sync_then = counted_then  # type: ignore[method-assign]
     for i in range(5):
         await m1.propose_input(Input(InputOp.SET, f"k{i}", b"v"), 10)
     await converged([m1, m2], "k4")
     loop_thread = threading.current_thread()
     assert writers["memory"] == {loop_thread}
-    assert writers["durable"] and loop_thread not in writers["durable"]
+    assert loop_thread not in fsyncs
+    if async_fsync:
+        assert writers["durable"] == {loop_thread}
+        assert len(kernel_flushes) >= 5
+    else:
+        assert writers["durable"] and loop_thread not in writers["durable"]
+
+
+async def test_a_write_is_acknowledged_only_after_its_kernel_flush(
+    lgroup: Group, tmp_path: Path
+) -> None:
+    """Followers write on the loop but answer AppendEntries only once the kernel's
+    fdatasync of that write is done: with both followers' flushes held, nothing commits."""
+    m1 = await lgroup.member(bootstrap=True, store=str(tmp_path / "m1"))
+    m2 = await lgroup.member(store=str(tmp_path / "m2"))
+    m3 = await lgroup.member(store=str(tmp_path / "m3"))
+    held: dict[str, list[Any]] = {}
+    asked: dict[str, asyncio.Event] = {}
+    for m in (m2, m3):
+        node = m.node()
+        assert node is not None
+        fsync = node._fsync
+        assert fsync is not None, "this kernel has no asynchronous fdatasync"
+        mine: list[Any] = []
+        event = asyncio.Event()
+        held[m.node_id()], asked[m.node_id()] = mine, event
+
+        def hold(cb: Any, mine: list[Any] = mine, event: asyncio.Event = event) -> None:
+            mine.append(cb)
+            event.set()
+
+        fsync.sync_then = hold  # type: ignore[method-assign]
+    n1, n2 = m1.node(), m2.node()
+    assert n1 is not None and n2 is not None
+    index = n1.last_index() + 1
+    proposal = asyncio.create_task(m1.propose_input(Input(InputOp.SET, "k", b"v"), 10))
+    for e in asked.values():
+        await e.wait()  # each follower wrote the entry and asked for its flush
+    assert n2._held_replies  # its answer waits for the flush
+    assert n1.commit_index() < index and not proposal.done()
+    fsync2 = n2._fsync
+    assert fsync2 is not None
+    for cb in held[m2.node_id()]:  # m2's disk catches up: m1 + m2 are a majority
+        AsyncFdatasync.sync_then(fsync2, cb)
+    del fsync2.sync_then
+    await proposal
+    assert n1.commit_index() >= index
+    n3 = m3.node()
+    assert n3 is not None and n3._fsync is not None
+    for cb in held[m3.node_id()]:
+        AsyncFdatasync.sync_then(n3._fsync, cb)
+    del n3._fsync.sync_then
+    await converged([m1, m2, m3], "k")
+
+
+async def test_checkpoints_run_in_the_writer_thread(lgroup: Group, tmp_path: Path) -> None:
+    """With deferred syncs the WAL is checkpointed by the writer thread, never inside a
+    commit on the loop, and it stays bounded; writes then return to the loop."""
+    import os
+    import threading
+
+    from ddastate.store import SqliteStore
+
+    m1 = await lgroup.member(bootstrap=True, store=str(tmp_path / "m1"))
+    store = m1._store
+    assert store is not None
+    kv = store.kv
+    assert isinstance(kv, SqliteStore)
+    real_sync = kv.sync
+    syncs: list[threading.Thread] = []
+
+    def traced_sync() -> None:
+        syncs.append(threading.current_thread())
+        real_sync()
+
+    kv.sync = traced_sync  # type: ignore[method-assign]
+    wal = os.path.join(kv.location, "store.sqlite-wal")
+    i = 0
+    while not syncs:
+        await m1.propose_input(Input(InputOp.SET, f"k{i}", b"v" * 100), 10)
+        i += 1
+        assert i < 5000, "no checkpoint"
+    loop_thread = threading.current_thread()
+    assert loop_thread not in syncs
+    writers: set[threading.Thread] = set()
+    real_store_logs = store.store_logs
+
+    def traced_store_logs(logs: Any) -> None:
+        writers.add(threading.current_thread())
+        real_store_logs(logs)
+
+    store.store_logs = traced_store_logs  # type: ignore[method-assign]
+    for j in range(3 * i):  # three times as many again: the WAL is reused, not grown
+        await m1.propose_input(Input(InputOp.SET, f"j{j}", b"v" * 100), 10)
+    assert len(syncs) >= 2 and loop_thread not in syncs
+    assert loop_thread in writers
+    assert os.stat(wal).st_size < 4 * 4096 * 1000
 
 
 async def test_forwarded_proposals_leave_no_waiters_behind(lgroup: Group) -> None:

@@ -68,6 +68,11 @@ class Config:
             loop can wait up to 5 ms for the GIL behind the writer thread on every
             syscall; 0.5 ms halves the time of a durable replicated write under load.
             None leaves the interpreter setting alone.
+        async_fsync: with a store that can defer its syncs (``can_defer_sync``: the
+            durable RaftStore), write on the loop and make each batch durable with one
+            kernel-side fdatasync (Linux AIO) completed on the loop, instead of handing
+            every write to the writer thread; compaction, truncation and checkpoints
+            still run in the thread. Falls back to the thread when unavailable.
     """
 
     local_id: str = ""
@@ -88,6 +93,7 @@ class Config:
     tick_interval: float | None = None
     max_batch_proposals: int = 4096
     gil_switch_interval: float | None = 0.0005
+    async_fsync: bool = True
 
     def validate(self) -> None:
         """Raise ConfigError unless the settings are usable (hashicorp's ValidateConfig)."""

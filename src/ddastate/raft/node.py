@@ -14,7 +14,11 @@ How the node works:
   held until the writer reports back (one ``call_soon_threadsafe`` per drained batch of
   writes). Stores that declare ``inline_safe = True`` (the in-memory ones: a dict insert
   cannot block) are called directly on the loop instead: a thread hand-off would cost
-  more than the write.
+  more than the write. Stores that can defer their syncs (``can_defer_sync``, the
+  durable RaftStore) take plain writes on the loop too, unsynced, and each batch is
+  made durable by one fdatasync done by the kernel (``Config.async_fsync``); the thread
+  then runs only what may take long (compaction, truncation, checkpoints) and anything
+  queued behind it.
 - AppendEntries requests from a leader leave at once; the leader counts itself only
   after its own write is durable (``on_persisted``). Replies wait for earlier writes,
   except heartbeat replies and refused votes, which never wait for the disk.
@@ -39,6 +43,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import IO, TYPE_CHECKING, Any, cast
 
+from .._fdatasync import AsyncFdatasync
 from .commands import (
     PROTOCOL_VERSION,
     AppendEntriesRequest,
@@ -193,11 +198,13 @@ class _Writer:
         logs: LogStore,
         stable: StableStore,
         on_done: Callable[[int, BaseException | None], None],
+        sync: Callable[[], None] | None = None,
     ) -> None:
         self._loop = loop
         self._logs = logs
         self._stable = stable
         self._on_done = on_done
+        self._sync = sync  # a store with deferred syncs: make each batch durable
         self._q: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="raft-writer", daemon=True)
         self._thread.start()
@@ -231,6 +238,8 @@ class _Writer:
                 err: BaseException | None = None
                 try:
                     _execute(jobs, self._logs, self._stable)
+                    if self._sync is not None:
+                        self._sync()
                 except BaseException as e:  # reported to the node, which shuts down
                     err = e
                     failed = True
@@ -392,6 +401,9 @@ def _bootstrap_sync(
     )
     stable.set_uint64(KEY_CURRENT_TERM, 1)
     logs.store_logs([entry])
+    sync = getattr(logs, "sync", None)
+    if callable(sync):  # a store whose syncs a running node defers
+        sync()
 
 
 async def bootstrap_cluster(
@@ -465,6 +477,9 @@ class Raft:
         self._timer_when = float("inf")
         # writes
         self._writer: _Writer | None = None
+        self._fsync: AsyncFdatasync | None = None
+        self._thread_seq = 0  # last write seq handed to the writer thread
+        self._thread_done = 0  # last one it reported
         self._write_seq = 0
         self._done_seq = 0
         self._hs_seq = 0  # seq of the last job with a hard state
@@ -530,7 +545,14 @@ class Raft:
                     sw,
                 )
                 sys.setswitchinterval(sw)
-            self._writer = _Writer(loop, self._logs, self._stable, self._on_written)
+            self._fsync = self._start_async_fsync(loop)
+            self._writer = _Writer(
+                loop,
+                self._logs,
+                self._stable,
+                self._on_thread_written,
+                self._deferred_sync() if self._fsync else None,
+            )
         self._transport.set_heartbeat_handler(self._on_rpc)
         set_handler = getattr(self._transport, "set_rpc_handler", None)
         if callable(set_handler):
@@ -679,6 +701,7 @@ class Raft:
         if self._writer is not None:
             self._writer.stop()
             await asyncio.to_thread(self._writer.join)
+        await self._stop_async_fsync()
         if old_state is RaftState.LEADER:
             for lc in self._leader_changes:
                 lc.push(False)
@@ -688,6 +711,41 @@ class Raft:
         self._leader = ("", "")
         logger.info("raft %s shut down", self.local_id)
         resolve(self._shutdown_done, None)
+
+    def _start_async_fsync(self, loop: asyncio.AbstractEventLoop) -> AsyncFdatasync | None:
+        """Defer the store's syncs to one kernel-side fdatasync per batch, if possible."""
+        if not self._config.async_fsync or cast(object, self._logs) is not self._stable:
+            return None
+        logs: Any = self._logs
+        if not getattr(logs, "can_defer_sync", False):
+            return None
+        try:
+            logs.defer_sync(True)
+        except Exception as e:
+            logger.info("raft %s: store cannot defer syncs (%s): writer thread", self.local_id, e)
+            return None
+        try:
+            return AsyncFdatasync(loop, logs.sync_fd())
+        except OSError as e:
+            logger.info("raft %s: no asynchronous fdatasync (%s): writer thread", self.local_id, e)
+            logs.defer_sync(False)
+            return None
+
+    def _deferred_sync(self) -> Callable[[], None]:
+        sync: Callable[[], None] = cast(Any, self._logs).sync
+        return sync
+
+    async def _stop_async_fsync(self) -> None:
+        """Close the kernel flush; the store syncs what it holds and syncs every write again."""
+        if self._fsync is None:
+            return
+        self._fsync.close()
+        self._fsync = None
+        logs: Any = self._logs
+        try:
+            await asyncio.to_thread(logs.defer_sync, False)
+        except Exception:
+            logger.exception("raft %s: final sync of the store failed", self.local_id)
 
     # --------------------------------------------------------------- inputs
 
@@ -964,7 +1022,8 @@ class Raft:
         if not jobs:
             return
         self._unstarted_jobs = []
-        if self._writer is not None:
+        if self._writer is not None and not self._writes_inline(jobs):
+            self._thread_seq = jobs[-1].seq
             for job in jobs:
                 self._writer.submit(job)
             return
@@ -973,7 +1032,23 @@ class Raft:
         except BaseException as e:
             self._storage_failed(e)
             return
-        self._on_written(jobs[-1].seq, None)
+        if self._fsync is not None:
+            self._fsync.sync_then(partial(self._on_written, jobs[-1].seq))
+        else:
+            self._on_written(jobs[-1].seq, None)
+
+    def _writes_inline(self, jobs: list[_Job]) -> bool:
+        """With deferred syncs: plain writes run on the loop unless the thread still has
+        work (order) or the store's next sync checkpoints (slow: the thread's job)."""
+        if self._fsync is None or self._thread_done < self._thread_seq:
+            return False
+        if getattr(self._logs, "checkpoint_due", False):
+            return False
+        return not any(j.compact_to or j.truncate_from or j.fn for j in jobs)
+
+    def _on_thread_written(self, seq: int, err: BaseException | None) -> None:
+        self._thread_done = seq
+        self._on_written(seq, err)
 
     def _on_written(self, seq: int, err: BaseException | None) -> None:
         if err is not None:
@@ -984,6 +1059,8 @@ class Raft:
         if self._core_paused:
             self._paused_inputs.append(partial(self._on_written, seq, None))
             return
+        if seq <= self._done_seq:
+            return  # a flush that a later one (of the writer thread) already covered
         self._done_seq = seq
         marks = self._persist_marks
         last: tuple[int, int, int] | None = None

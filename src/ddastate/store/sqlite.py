@@ -6,6 +6,13 @@ EXCLUSIVE keeps the WAL index in memory, so there is no ``-shm`` file) and a ``L
 file that the owning process holds with ``flock``: opening a location that another
 live process holds fails with StoreLockedError instead of sharing it.
 The kernel drops the lock when the process dies, so a crashed owner never blocks a restart.
+
+An owner that makes writes durable itself (a Raft node batching many writes behind one
+flush) calls ``defer_sync(True)``: commits then leave the WAL unsynced
+(``synchronous=NORMAL``: SQLite syncs only around checkpoints) and automatic
+checkpoints stop; ``sync()``, or an fdatasync of ``sync_fd()`` from anywhere, makes
+every committed write durable, and ``sync()`` also runs the checkpoint once the WAL has
+grown by ``CHECKPOINT_PAGES`` pages (so a checkpoint's fsyncs never run inside a commit).
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ _SET = "INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)"
 # which keeps the order.
 _SHIFT = 1 << 63
 _ROWS_PER_INSERT = 256  # SQLite allows 32766 parameters per statement
+CHECKPOINT_PAGES = 1000  # SQLite's own automatic checkpoint threshold
+_PAGE = 4096
 
 
 def _makedirs_durably(path: str) -> None:
@@ -83,6 +92,9 @@ class SqliteStore(Store):
         self._closed = False
         self._seq_sql: dict[str, tuple[str, str, str, str, str]] = {}
         self._insert_cache: dict[tuple[str, int, bool], str] = {}
+        self._deferred = False
+        self._wal_pages = 0  # pages written to the WAL since the last checkpoint (estimate)
+        self._wal_fd = -1
         path = os.path.join(self.location, DB_NAME)
         try:
             # Implicit transactions (the sqlite3 default): a write statement opens one and
@@ -175,7 +187,7 @@ class SqliteStore(Store):
             db = self._db
             try:
                 db.executemany(_SET, pairs)
-                db.commit()
+                self._commit(sum(len(k) + len(v) for k, v in pairs))
             except sqlite3.Error as e:
                 self._rollback()
                 raise self._fail("set", e) from e
@@ -194,7 +206,7 @@ class SqliteStore(Store):
                         db.execute("DELETE FROM kv WHERE k = ?", (a,))
                     else:
                         self._exec_delete_range(a, b)
-                db.commit()
+                self._commit(sum(len(a or b"") + len(b or b"") for _, a, b in batch.ops))
             except sqlite3.Error as e:
                 self._rollback()
                 raise self._fail("write", e) from e
@@ -208,6 +220,74 @@ class SqliteStore(Store):
             self._db.execute("DELETE FROM kv WHERE k >= ?", (start,))
         else:
             self._db.execute("DELETE FROM kv WHERE k >= ? AND k < ?", (start, end))
+
+    def _commit(self, nbytes: int) -> None:
+        """Commit the open transaction (call with the lock held); count its WAL pages."""
+        self._db.commit()
+        if self._deferred:
+            self._wal_pages += 3 + nbytes // _PAGE  # a small commit writes about 3 frames
+
+    # ------------------------------------------------------------ durability
+
+    def defer_sync(self, on: bool) -> None:
+        """Leave commits unsynced (``on``) until ``sync()``; off syncs and restores FULL."""
+        with self._lock:
+            if self._closed:
+                raise StoreClosedError(f"store {self.location!r} is closed")
+            if on == self._deferred:
+                return
+            try:
+                if on:
+                    if self._wal_fd < 0:
+                        self._wal_fd = os.open(
+                            os.path.join(self.location, DB_NAME) + "-wal", os.O_RDWR | os.O_CLOEXEC
+                        )
+                    self._db.execute("PRAGMA wal_autocheckpoint=0").fetchone()
+                    self._db.execute("PRAGMA synchronous=NORMAL")
+                else:
+                    self._sync_locked()
+                    self._db.execute("PRAGMA synchronous=FULL")
+                    self._db.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}").fetchone()
+            except OSError as e:
+                raise StoreError(f"store {self.location!r}: cannot open its WAL: {e}") from e
+            except sqlite3.Error as e:
+                raise self._fail("switching durability mode", e) from e
+            self._deferred = on
+
+    def sync_fd(self) -> int:
+        """A descriptor of the WAL: its fdatasync makes every committed write durable
+        (valid while the store is open and syncs are deferred)."""
+        if self._wal_fd < 0:
+            raise StoreError(f"store {self.location!r}: syncs are not deferred")
+        return self._wal_fd
+
+    @property
+    def checkpoint_due(self) -> bool:
+        """The WAL has grown enough that the next ``sync()`` checkpoints it."""
+        return self._wal_pages >= CHECKPOINT_PAGES
+
+    def sync(self) -> None:
+        """Make every committed write durable (and checkpoint when it is due)."""
+        with self._lock:
+            if self._closed:
+                raise StoreClosedError(f"store {self.location!r} is closed")
+            self._sync_locked()
+
+    def _sync_locked(self) -> None:
+        if self._wal_fd < 0:
+            return  # synchronous=FULL: every commit was synced
+        try:
+            os.fdatasync(self._wal_fd)
+        except OSError as e:
+            raise StoreError(f"store {self.location!r}: fdatasync of the WAL failed: {e}") from e
+        if self._wal_pages >= CHECKPOINT_PAGES:
+            try:
+                # synchronous=NORMAL: the WAL, then the database, is fsynced before the
+                # WAL may be reused by a later commit
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            except sqlite3.Error as e:
+                raise self._fail("checkpoint", e) from e
+            self._wal_pages = 0
 
     def _rollback(self) -> None:
         try:
@@ -349,7 +429,7 @@ class SqliteStore(Store):
             rows = min(_ROWS_PER_INSERT, n - lo)
             sql = self._insert_sql(seq, rows, replace)
             db.execute(sql, args[2 * lo : 2 * (lo + rows)] if rows != n else args)
-        db.commit()
+        self._commit(n * 8 + sum(map(len, args[1::2])))  # type: ignore[arg-type]
 
     def seq_get(self, seq: str, index: int) -> bytes | None:
         key = check_index(index) - _SHIFT
@@ -367,7 +447,7 @@ class SqliteStore(Store):
             sql = self._seq(seq)[2]
             try:
                 self._db.execute(sql, args)
-                self._db.commit()
+                self._commit(0)
             except sqlite3.Error as e:
                 self._rollback()
                 raise self._fail(f"delete from {seq}", e) from e
@@ -412,7 +492,12 @@ class SqliteStore(Store):
             if self._closed:
                 return
             self._closed = True
+            if self._wal_fd >= 0:
+                os.close(self._wal_fd)
+                self._wal_fd = -1
             try:
+                # the last connection checkpoints the WAL (synced, FULL or NORMAL) and
+                # removes it
                 self._db.close()
             except sqlite3.Error:
                 log.exception("store %s: close failed", self.location)

@@ -31,7 +31,10 @@ ddastate extensions (Go peers neither need nor notice them except ``pipeline`` a
 ``maxAppendEntries`` (entries per AppendEntries, 1..1024; 512 by default where the
 reference leaves hashicorp's 64: a leader without pipelining has one AppendEntries in
 flight per follower, so under load its batch size bounds the throughput; Go followers
-accept any batch), ``pipeline`` and ``preVote``.
+accept any batch), ``pipeline``, ``preVote`` and ``asyncFsync`` (true by default: a
+durable store is written on the event loop and each batch made durable by one
+fdatasync the kernel does (Linux AIO), instead of a writer-thread hand-off per write;
+false, or a kernel without it, keeps every write in the writer thread).
 """
 
 from __future__ import annotations
@@ -117,6 +120,7 @@ class BindingOptions:
     max_append_entries: int = 512
     pipeline: bool = False
     pre_vote: bool = False
+    async_fsync: bool = True
 
     @classmethod
     def from_opts(cls, opts: Mapping[str, Any] | None) -> BindingOptions:
@@ -161,10 +165,10 @@ class BindingOptions:
                 return default
             return v
 
-        def flag(name: str) -> bool:
-            v = opts.get(name, False)
+        def flag(name: str, default: bool = False) -> bool:
+            v = opts.get(name, default)
             if v is None:
-                return False
+                return default
             if not isinstance(v, bool):
                 raise StateBindingError(
                     f"services.state.opts.{name}: expected true or false, got {v!r}"
@@ -174,6 +178,7 @@ class BindingOptions:
         o.debug = flag("debug")
         o.pipeline = flag("pipeline")
         o.pre_vote = flag("preVote")
+        o.async_fsync = flag("asyncFsync", True)
         o.startup_timeout = ms("startupTimeout", o.startup_timeout, True)
         o.lfw_timeout = ms("lfwTimeout", o.lfw_timeout, True)
         o.rpc_timeout = ms("rpcTimeout", o.rpc_timeout, True)
@@ -339,6 +344,7 @@ class RaftBinding:
             max_append_entries=opts.max_append_entries,
             # hashicorp's 500 ms, but never above the heartbeat timeout (its validation rule).
             leader_lease_timeout=min(0.5, opts.heartbeat_timeout),
+            async_fsync=opts.async_fsync,
         )
         try:
             rc.validate()

@@ -38,7 +38,7 @@ from ddastate.raft.log import Log, LogType
 from ddastate.raft.snapshot_file import FileSnapshotStore
 from ddastate.raft.snapshot_inmem import InmemSnapshotStore
 from ddastate.state.api import MembershipChange
-from ddastate.store import MemoryStore, SqliteStore, Store
+from ddastate.store import MemoryStore, SqliteStore, Store, StoreError
 
 from .codec import CodecError, decode_log, encode_log_buffers, encode_logs
 
@@ -128,6 +128,9 @@ class RaftStore:
         # In memory, a write is a few dict inserts: the node then calls the store on the
         # event loop instead of handing each write to its writer thread.
         self.inline_safe = not location
+        # On disk, the node may write on the loop and make the writes durable itself
+        # with one flush per batch (defer_sync, sync, sync_fd, checkpoint_due).
+        self.can_defer_sync = bool(location)
         self._kv: Store
         self.snapshot_store: FileSnapshotStore | InmemSnapshotStore
         self._lock = threading.Lock()
@@ -266,6 +269,32 @@ class RaftStore:
         if len(v) != 8:
             raise StableRecordError(f"stable value for {key!r} is {len(v)} bytes, not 8")
         return int.from_bytes(v, "big")
+
+    # --------------------------------------------------------------- durability
+
+    def _sqlite(self) -> SqliteStore:
+        if not isinstance(self._kv, SqliteStore):
+            raise StoreError("an in-memory store has no deferred syncs")
+        return self._kv
+
+    def defer_sync(self, on: bool) -> None:
+        """Leave writes unsynced until ``sync()`` (``on``); off syncs and makes every
+        later write durable when it returns, the default."""
+        self._sqlite().defer_sync(on)
+
+    def sync(self) -> None:
+        """Make every write so far durable; checkpoints the database when it is due."""
+        if isinstance(self._kv, SqliteStore):
+            self._kv.sync()
+
+    def sync_fd(self) -> int:
+        """A descriptor whose fdatasync makes every write so far durable (while deferred)."""
+        return self._sqlite().sync_fd()
+
+    @property
+    def checkpoint_due(self) -> bool:
+        """The next ``sync()`` also checkpoints (slow: leave it to a thread)."""
+        return isinstance(self._kv, SqliteStore) and self._kv.checkpoint_due
 
     # ----------------------------------------------------------------- lifecycle
 
