@@ -574,6 +574,37 @@ async def test_a_write_is_acknowledged_only_after_its_kernel_flush(
     await converged([m1, m2, m3], "k")
 
 
+async def test_a_failed_kernel_flush_shuts_the_member_down(
+    lgroup: Group, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A flush the kernel reports as failed is a storage failure: the member shuts its
+    node down instead of acknowledging the write, and the others go on without it."""
+    import errno
+
+    from ddastate.raft.observer import RaftState
+
+    m1 = await lgroup.member(bootstrap=True, opts=FAST)
+    m2 = await lgroup.member(opts=FAST)
+    m3 = await lgroup.member(opts=FAST, store=str(tmp_path / "m3"))
+    n1, n3 = m1.node(), m3.node()
+    assert n1 is not None and n3 is not None and n3._fsync is not None
+    loop = asyncio.get_running_loop()
+    failed: list[int] = []
+
+    def failing_sync_then(cb: Any) -> None:
+        failed.append(1)
+        loop.call_soon(cb, OSError(errno.EIO, "fdatasync: Input/output error"))
+
+    n3._fsync.sync_then = failing_sync_then  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR, logger="ddastate.raft"):
+        await m1.propose_input(Input(InputOp.SET, "k", b"v"), 10)  # m1 + m2 commit it
+        await wait_for(lambda: n3.state is RaftState.SHUTDOWN, what="m3 shut down")
+    assert failed
+    assert "storage write failed" in caplog.text and "Input/output error" in caplog.text
+    await m2.propose_input(Input(InputOp.SET, "k2", b"v"), 10)
+    await converged([m1, m2], "k2")
+
+
 async def test_checkpoints_run_in_the_writer_thread(lgroup: Group, tmp_path: Path) -> None:
     """With deferred syncs the WAL is checkpointed by the writer thread, never inside a
     commit on the loop, and it stays bounded; writes then return to the loop."""
