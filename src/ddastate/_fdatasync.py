@@ -3,8 +3,7 @@
 Linux AIO (``io_submit`` with ``IOCB_CMD_FDSYNC``, Linux 4.18 and later) hands the
 flush to the kernel, which signals its completion on an eventfd the loop watches.
 Against a writer thread doing the same flush this saves two cross-CPU wake-ups and the
-GIL hand-offs around them per flush (about 60 us of latency and 70 us of CPU per flush
-on a 2-vCPU VM, ``benchmarks/disk_floor.py``).
+GIL hand-offs around them per flush (``benchmarks/disk_floor.py`` compares the two).
 
 ``AsyncFdatasync(loop, fd)`` raises OSError when the kernel, the platform or the file
 does not support it (it probes with one real flush), so callers can fall back to a
