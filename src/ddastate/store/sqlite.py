@@ -187,7 +187,7 @@ class SqliteStore(Store):
             db = self._db
             try:
                 db.executemany(_SET, pairs)
-                self._commit(sum(len(k) + len(v) for k, v in pairs))
+                self._commit(sum(len(k) + len(v) for k, v in pairs) if self._deferred else 0)
             except sqlite3.Error as e:
                 self._rollback()
                 raise self._fail("set", e) from e
@@ -206,7 +206,11 @@ class SqliteStore(Store):
                         db.execute("DELETE FROM kv WHERE k = ?", (a,))
                     else:
                         self._exec_delete_range(a, b)
-                self._commit(sum(len(a or b"") + len(b or b"") for _, a, b in batch.ops))
+                self._commit(
+                    sum(len(a or b"") + len(b or b"") for _, a, b in batch.ops)
+                    if self._deferred
+                    else 0
+                )
             except sqlite3.Error as e:
                 self._rollback()
                 raise self._fail("write", e) from e
@@ -222,7 +226,8 @@ class SqliteStore(Store):
             self._db.execute("DELETE FROM kv WHERE k >= ? AND k < ?", (start, end))
 
     def _commit(self, nbytes: int) -> None:
-        """Commit the open transaction (call with the lock held); count its WAL pages."""
+        """Commit the open transaction (call with the lock held); with deferred syncs,
+        count the WAL pages of its ``nbytes`` (callers pass 0 otherwise)."""
         self._db.commit()
         if self._deferred:
             self._wal_pages += 3 + nbytes // _PAGE  # a small commit writes about 3 frames
@@ -429,7 +434,7 @@ class SqliteStore(Store):
             rows = min(_ROWS_PER_INSERT, n - lo)
             sql = self._insert_sql(seq, rows, replace)
             db.execute(sql, args[2 * lo : 2 * (lo + rows)] if rows != n else args)
-        self._commit(n * 8 + sum(map(len, args[1::2])))  # type: ignore[arg-type]
+        self._commit(n * 8 + sum(map(len, args[1::2])) if self._deferred else 0)  # type: ignore[arg-type]
 
     def seq_get(self, seq: str, index: int) -> bytes | None:
         key = check_index(index) - _SHIFT
