@@ -7,7 +7,9 @@ GIL hand-offs around them per flush (``benchmarks/disk_floor.py`` compares the t
 
 ``AsyncFdatasync(loop, fd)`` raises OSError when the kernel, the platform or the file
 does not support it (it probes with one real flush), so callers can fall back to a
-thread. At most one flush is in flight: callbacks registered meanwhile share the next.
+thread. The constructor blocks for that flush and may run in any thread; ``aclose()``
+waits for a flush in flight off the loop. At most one flush is in flight: callbacks
+registered meanwhile share the next.
 """
 
 from __future__ import annotations
@@ -77,7 +79,13 @@ class AsyncFdatasync:
         self._in_flight: list[SyncCallback] | None = None
         self._waiting: list[SyncCallback] = []
         self._closed = False
-        loop.add_reader(self._efd, self._on_ready)
+        # from any thread: a completion signalled before the loop watches stays pending
+        # on the eventfd, which is level-triggered
+        loop.call_soon_threadsafe(self._watch)
+
+    def _watch(self) -> None:
+        if not self._closed:
+            self._loop.add_reader(self._efd, self._on_ready)
 
     def _probe(self) -> None:
         """One flush submitted and awaited here: the kernel and the file both support it."""
@@ -133,14 +141,24 @@ class AsyncFdatasync:
             cb(err)
 
     def close(self) -> None:
-        """Stop watching; waits for a flush in flight. Callbacks not yet called are dropped."""
+        """Stop watching and release; blocks while a flush is in flight. Callbacks not yet
+        called are dropped. Call on the loop."""
+        if self._detach():
+            self._release()
+
+    async def aclose(self) -> None:
+        """``close()`` that waits for a flush in flight in a thread, not on the loop."""
+        if self._detach():
+            await asyncio.to_thread(self._release)
+
+    def _detach(self) -> bool:
         if self._closed:
-            return
+            return False
         self._closed = True
         self._loop.remove_reader(self._efd)
         self._in_flight = None
         self._waiting = []
-        self._release()
+        return True
 
     def _release(self) -> None:
         self._sys(self._destroy, self._ctx)  # waits for an operation in flight

@@ -534,6 +534,10 @@ class Raft:
         self._loop = loop
         self._shutdown_done = loop.create_future()
         loaded = await asyncio.to_thread(self._load_sync)
+        if not self._inline:
+            # before the core exists, so that nothing is written meanwhile; the store's
+            # mode switch and the probe flush block: off the loop
+            self._fsync = await asyncio.to_thread(self._start_async_fsync, loop)
         self._build_core(loaded)
         if not self._inline:
             sw = self._config.gil_switch_interval
@@ -545,14 +549,8 @@ class Raft:
                     sw,
                 )
                 sys.setswitchinterval(sw)
-            self._fsync = self._start_async_fsync(loop)
-            self._writer = _Writer(
-                loop,
-                self._logs,
-                self._stable,
-                self._on_thread_written,
-                self._deferred_sync() if self._fsync else None,
-            )
+            sync = cast(Any, self._logs).sync if self._fsync else None
+            self._writer = _Writer(loop, self._logs, self._stable, self._on_thread_written, sync)
         self._transport.set_heartbeat_handler(self._on_rpc)
         set_handler = getattr(self._transport, "set_rpc_handler", None)
         if callable(set_handler):
@@ -713,7 +711,8 @@ class Raft:
         resolve(self._shutdown_done, None)
 
     def _start_async_fsync(self, loop: asyncio.AbstractEventLoop) -> AsyncFdatasync | None:
-        """Defer the store's syncs to one kernel-side fdatasync per batch, if possible."""
+        """Defer the store's syncs to one kernel-side fdatasync per batch, if possible
+        (blocking: run in a thread)."""
         if not self._config.async_fsync or cast(object, self._logs) is not self._stable:
             return None
         logs: Any = self._logs
@@ -731,16 +730,12 @@ class Raft:
             logs.defer_sync(False)
             return None
 
-    def _deferred_sync(self) -> Callable[[], None]:
-        sync: Callable[[], None] = cast(Any, self._logs).sync
-        return sync
-
     async def _stop_async_fsync(self) -> None:
         """Close the kernel flush; the store syncs what it holds and syncs every write again."""
-        if self._fsync is None:
+        fsync, self._fsync = self._fsync, None
+        if fsync is None:
             return
-        self._fsync.close()
-        self._fsync = None
+        await fsync.aclose()
         logs: Any = self._logs
         try:
             await asyncio.to_thread(logs.defer_sync, False)
