@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from test_core import Net
 
@@ -99,8 +99,25 @@ def _check(net: Net, name: str, committed: list[tuple[int, int, bytes | None]]) 
             assert e is not None and (e.term, e.data) == (term, data)
 
 
+def _ae(prev: int, prev_term: int, terms: list[int], term: int) -> AppendEntriesRequest:
+    return AppendEntriesRequest(
+        term=term,
+        leader=None,
+        prev_log_entry=prev,
+        prev_log_term=prev_term,
+        entries=[Log(index=prev + 1 + i, term=t) for i, t in enumerate(terms)],
+        leader_commit_index=0,
+        id=None,
+        addr=None,
+    )
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_requests(), min_size=1, max_size=8), st.sampled_from(["a", "b"]))
+# a committed previous entry given another term: once appended a term-0 entry after it
+@example([_ae(4, 0, [0], 2**63)], "a")
+# committed entries given other terms, then a new one: once appended a lower term after them
+@example([_ae(1, 1, [1, 1, 1, 1], 3)], "b")
 def test_garbage_requests(reqs: list[Any], target: str) -> None:
     net = Net(["a", "b", "c"])
     net.elect("a")

@@ -71,6 +71,21 @@ class Replication(LeaderOps):
                 expect += 1
         return None
 
+    def _drop_contradicting(
+        self, req: AppendEntriesRequest, token: object, index: int, ours: int, theirs: int
+    ) -> None:
+        """A request that gives a committed entry another term comes from no real leader
+        (every later leader holds the committed entries): refused before anything is
+        written, so that it can neither truncate nor append after them."""
+        logger.warning(
+            "dropping AppendEntries from %s: committed entry %d has term %d, not %d",
+            _text(req.id),
+            index,
+            ours,
+            theirs,
+        )
+        self._ae_reject(token, False)
+
     def _step_append(self, req: AppendEntriesRequest, token: object) -> None:
         if req.term < self._term:
             self._ae_reject(token, False)
@@ -96,11 +111,14 @@ class Replication(LeaderOps):
         if prev > last:
             self._ae_reject(token, True)
             return
+        t = self.term_at(prev)
         if prev > self._commit and prev > self._snap_index:
-            t = self.term_at(prev)
             if t != req.prev_log_term:
                 self._ae_reject(token, True)
                 return
+        elif t is not None and t != req.prev_log_term:
+            self._drop_contradicting(req, token, prev, t, req.prev_log_term)
+            return
         ents = req.entries
         if ents:
             # find the first entry not already in the log
@@ -112,6 +130,11 @@ class Replication(LeaderOps):
                 if idx > last:
                     break
                 if idx <= self._commit or idx < self._first:
+                    if idx >= self._first:
+                        t = self._entries[idx - self._first].term
+                        if t != e.term:
+                            self._drop_contradicting(req, token, idx, t, e.term)
+                            return
                     k += 1
                     continue
                 if self._entries[idx - self._first].term != e.term:
