@@ -182,6 +182,38 @@ async def test_large_message_round_trip(mqtt5_factory: Any) -> None:
     assert res.data == data[::-1]
 
 
+async def test_socket_reads_land_in_one_buffer_per_connection(mqtt5_factory: Any) -> None:
+    """The broker's socket is read into the connection's own buffer, every time.
+
+    A fresh bytes object per read is an mmap, an mremap and a munmap in glibc.
+    """
+    a = await mqtt5_factory.open()
+    b = await mqtt5_factory.open()
+    protocol = b._client._connection._protocol
+    buffers: set[int] = set()
+    reads = 0
+    get_buffer = protocol.get_buffer
+
+    def counting_get_buffer(sizehint: int) -> memoryview:
+        nonlocal reads
+        buf: memoryview = get_buffer(sizehint)
+        buffers.add(id(buf.obj))
+        reads += 1
+        return buf
+
+    protocol.get_buffer = counting_get_buffer
+    sub = await b.subscribe_event(SubscriptionFilter(Scope.COM, "reads"))
+    data = bytes(range(256)) * 4096  # 1 MiB: several reads
+    await a.publish_event(Event("reads", "ev-big", "src-a", data))
+    for i in range(20):
+        await a.publish_event(Event("reads", f"ev-{i}", "src-a", bytes([i]) * 10))
+    got = [await sub.get(10) for _ in range(21)]
+    assert got[0].data == data
+    assert [e.data for e in got[1:]] == [bytes([i]) * 10 for i in range(20)]
+    assert reads >= 2
+    assert len(buffers) == 1
+
+
 async def test_stream_split_at_every_size(mqtt5_factory: Any) -> None:
     """The receive path reassembles packets however the byte stream is cut."""
     b = await mqtt5_factory.open()
