@@ -3,9 +3,14 @@
 One table: for each transport (loopback bus in one process; Mosquitto with three member
 processes) and store (memory; durable SQLite with fsync), ProposeInput at the leader and
 through a follower (leader forwarding), sequential and with 64 and 1024 proposals in
-flight: inputs/s, p50 and p99 latency. Beside them, the floor: a bare com request/response
-round trip between two members on the same transport (no Raft, no storage), sequential
-and with the same number in flight.
+flight: inputs/s, p50 and p99 latency. Beside them, in the same run, the floor: the same
+load on a replication without Raft, SQLite or codecs, between three bindings of the
+benchmark process on the same transport. Its proposer sends what is waiting (up to 512
+writes) as one request to two responders, one batch at a time, and a write is done at
+the first answer; on durable rows the proposer and both responders also write the batch
+to a file of their own and fdatasync it (through the kernel, as members do) before they
+count or answer. It is what the hardware, the broker and asyncio allow a lean Python
+member here.
 
     .venv/bin/python benchmarks/state_bench.py                # everything (a few minutes)
     .venv/bin/python benchmarks/state_bench.py --quick        # fewer inputs per row
@@ -19,26 +24,22 @@ Options: ``--opts '{"pipeline": true}'`` runs the pipelining extension (all-Pyth
 groups), ``--opts '{"maxAppendEntries": 64}'`` the Go reference's batch size (ddastate's
 default is 512); ``--uvloop`` runs the members on uvloop.
 
-Where the time goes (one sequential propose at the leader; three member processes, durable
-stores, Mosquitto; medians from timestamps taken in each process, tracing included):
-propose to AppendEntries on the socket ~0.14 ms (binding, node flush, encode, publish);
-broker to follower ~0.19 ms; follower decode and step ~0.06 ms, hand-off to its writer
-thread ~0.1 ms, SQLite commit ~0.26 ms (three members fdatasync one virtual disk at
-once: one overwrite+fdatasync alone takes ~0.11 ms here, three at once ~0.19 ms each),
-back on the loop and reply sent ~0.1 ms; broker to leader ~0.2 ms; commit, FSM apply
-and back to the caller ~0.12 ms. The floor is the bare round trip (0.19-0.31 ms) plus a
-contended fdatasync (~0.19 ms). On two cores the sequential case is also CPU-bound:
-about 1.4-1.7 ms of CPU per proposal across the three members and Mosquitto, so
-every hop waits for a core. Under load the leader is CPU-bound: per input about 6 us
-for the proposal (binding, node, future), 1 us to batch and encode AppendEntries (each
-entry is encoded once, for both followers and the leader's store), 4 us to apply,
-resolve and wake the caller (one event-loop callback per awaiting caller is the
-asyncio floor), and 2-3 us in its writer thread (SQLite under the same GIL); each
-follower spends about 4 us decoding and 3 us storing an entry. With in-memory stores
-the writes run on the event loop (no writer thread). Through a follower every input
-is its own leader-forwarded request, broadcast to every member: about 220 us of CPU
-per input across the group (75 us on the proposer, 64 us on the leader, 40 us on the
-other follower, 40 us in Mosquitto) against 42 us for a proposal made at the leader.
+Where the time goes. Sequentially a commit is a broker round trip plus a follower's
+fdatasync while the two other members flush too (one 4 KiB overwrite + fdatasync takes
+about 0.1 ms alone here and 0.18 ms with three writers at once), plus the CPU of every
+hop: about 1.2 ms of CPU per proposal across the three members and Mosquitto on two
+cores (leader about 0.43 ms, each follower 0.3 ms, Mosquitto 0.13 ms), so hops wait for a
+core. Each flush also wakes a kernel worker on the member's CPU. In one process
+(loopback, durable), one round takes about 0.55 ms of CPU with real flushes and 0.29 ms
+when the flush completes at once. Under load the leader is CPU-bound at 13-17 us per
+input: the proposal (binding, node, future, deadline), encoding each entry once (for
+both followers and its own store), the SQLite insert, applying, resolving the caller's
+future and waking it (one event-loop callback per awaiting caller is the asyncio
+floor, about 2 us); each follower spends 6-9 us decoding, storing and applying an
+entry. Through a follower every input is its own leader-forwarded request, broadcast to
+every member: about 220 us of CPU per input across the group (75 us on the proposer,
+64 us on the leader, 40 us on the other follower, 40 us in Mosquitto) against 42 us for
+a proposal made at the leader.
 """
 
 from __future__ import annotations
@@ -53,9 +54,11 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ddastate._fdatasync import AsyncFdatasync
 from ddastate.com.api import Action, ActionResult, ActionWithCallback, Scope, SubscriptionFilter
 from ddastate.com.loopback import LoopbackBinding, LoopbackBus
 from ddastate.com.mqtt5 import Mqtt5Binding
@@ -129,39 +132,137 @@ def cfg_for(cluster: str, protocol: str, url: str, node_id: str) -> Config:
 
 # ----------------------------------------------------------------------- floors
 
+BLOCK = 4096  # a WAL page
+REGION = b"x" * (64 * BLOCK)  # preallocated and overwritten in turn, as SQLite reuses its WAL
+ENTRY = b"x" * 64  # about one encoded entry of the benchmark's inputs
+MAX_BATCH = 512  # ddastate's maxAppendEntries
+
+
+class BareLog:
+    """A member's durable log write without the log: whole pages written on the loop and
+    flushed by the kernel, as a member does with ``asyncFsync``."""
+
+    def __init__(self, path: str, loop: asyncio.AbstractEventLoop) -> None:
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.pwrite(self._fd, REGION, 0)
+        os.fsync(self._fd)
+        self._flush = AsyncFdatasync(loop, self._fd)
+        self._at = 0
+
+    def write_then(self, nbytes: int, callback: Callable[[OSError | None], None]) -> None:
+        size = -(-nbytes // BLOCK) * BLOCK
+        if self._at + size > len(REGION):
+            self._at = 0
+        os.pwrite(self._fd, REGION[:size], self._at)
+        self._at += size
+        self._flush.sync_then(callback)
+
+    async def aclose(self) -> None:
+        await self._flush.aclose()
+        os.close(self._fd)
+
 
 async def floor_rows(
-    protocol: str, url: str, bus: LoopbackBus | None, plan: list[tuple[int, int]]
+    protocol: str, url: str, bus: LoopbackBus | None, plan: list[tuple[int, int]], durable: bool
 ) -> dict[int, tuple[float, float, float]]:
-    """Bare com request/response between two bindings of this process."""
+    """Replicated writes without Raft, SQLite or codecs: three bindings of this process.
+
+    The proposer sends what is waiting, up to 512 writes, as one request to two
+    responders and waits for one answer before it sends the next batch. On durable
+    rows the proposer and each responder also write the batch to a file of its own and
+    flush it (Linux AIO) before it counts or answers: a write is done once the
+    proposer's flush and one answer are in, as a commit of three members.
+    """
     cluster = f"floor{uuid.uuid4().hex[:6]}"
-
-    def make() -> Any:
-        return LoopbackBinding(bus) if protocol == "loopback" else Mqtt5Binding()
-
-    a, b = make(), make()
-    await a.open(cfg_for(cluster, protocol, url, "fa"))
-    await b.open(cfg_for(cluster, protocol, url, "fb"))
-
-    def echo(awc: ActionWithCallback) -> None:
-        awc.send(ActionResult(context="fb", data=awc.action.params))
-
-    sub = await b.subscribe_action(SubscriptionFilter(Scope.STA, "rpcfb"), handler=echo)
-    payload = b"x" * 120  # about one AppendEntries with one small entry
-
-    async def one(i: int) -> None:
-        await a.request_action(Action("rpcfb", "ae", "fa", payload), Scope.STA, 10)
-
-    out: dict[int, tuple[float, float, float]] = {}
+    loop = asyncio.get_running_loop()
+    tmp = tempfile.mkdtemp(prefix="state-bench-floor-")
+    bindings: list[Any] = []
+    logs: list[BareLog] = []
+    subs: list[Any] = []
+    closing = False
     try:
+        for name in ("fa", "fb", "fc"):
+            com = LoopbackBinding(bus) if protocol == "loopback" else Mqtt5Binding()
+            await com.open(cfg_for(cluster, protocol, url, name))
+            bindings.append(com)
+            if durable:
+                logs.append(BareLog(os.path.join(tmp, name), loop))
+        for i, name in ((1, "fb"), (2, "fc")):
+
+            def answer(awc: ActionWithCallback, name: str = name, i: int = i) -> None:
+                def flushed(err: OSError | None) -> None:
+                    # after a failed flush no answer: the proposer's request times out
+                    if err is None and not closing:
+                        awc.send(ActionResult(context=name))
+
+                if durable:
+                    logs[i].write_then(len(awc.action.params), flushed)
+                else:
+                    flushed(None)
+
+            flt = SubscriptionFilter(Scope.STA, f"rpc{name}")
+            subs.append(await bindings[i].subscribe_action(flt, handler=answer))
+        proposer = bindings[0]
+        waiting: list[asyncio.Future[None]] = []
+        busy = False
+
+        def send_batch() -> None:
+            nonlocal waiting, busy
+            batch, waiting = waiting[:MAX_BATCH], waiting[MAX_BATCH:]
+            busy = True
+            flushed, answered, finished = not durable, False, False
+
+            def check(err: BaseException | None) -> None:
+                nonlocal busy, finished
+                if finished or not (err is not None or (flushed and answered)):
+                    return
+                finished, busy = True, False
+                for f in batch:
+                    if err is None:
+                        f.set_result(None)
+                    else:
+                        f.set_exception(err)
+                if waiting:
+                    send_batch()
+
+            def on_flush(err: OSError | None) -> None:
+                nonlocal flushed
+                flushed = True
+                check(err)
+
+            def on_answer(res: ActionResult | None, err: BaseException | None) -> None:
+                nonlocal answered
+                answered = True
+                check(err)
+
+            payload = ENTRY * len(batch)
+            if durable:
+                logs[0].write_then(len(payload), on_flush)
+            for target in ("fb", "fc"):
+                action = Action(f"rpc{target}", "ae", "fa", payload)
+                proposer.request_action_callback(action, Scope.STA, 10, on_answer)
+
+        async def one(i: int) -> None:
+            fut: asyncio.Future[None] = loop.create_future()
+            waiting.append(fut)
+            if not busy:
+                send_batch()
+            await fut
+
+        out: dict[int, tuple[float, float, float]] = {}
         for inflight, n in plan:
             await run_load(one, min(n, 500), inflight)  # warm up
             out[inflight] = await run_load(one, n, inflight)
+        return out
     finally:
-        await sub.aclose()
-        await a.close()
-        await b.close()
-    return out
+        closing = True
+        for sub in subs:
+            await sub.aclose()
+        for com in bindings:
+            await com.close()
+        for log in logs:
+            await log.aclose()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # ------------------------------------------------------------------ loopback case
@@ -186,7 +287,7 @@ async def loopback_case(store: str, plan: list[tuple[int, int]]) -> list[Row]:
             members.append(b)
             coms.append(com)
         leader, follower = members[0], members[1]
-        floor = await floor_rows("loopback", "", bus, plan)
+        floor = await floor_rows("loopback", "", bus, plan, store == "durable")
         value = b"v" * 16
         for who, b in (("leader", leader), ("follower", follower)):
             for inflight, n in plan:
@@ -235,7 +336,7 @@ async def mosquitto_case(
             )
             await p.start()
             procs.append(p)
-        floor = await floor_rows("mqtt5", broker.url, None, plan)
+        floor = await floor_rows("mqtt5", broker.url, None, plan, store == "durable")
         for who, p in (("leader", procs[0]), ("follower", procs[1])):
             for inflight, n in plan:
                 await p.call(
