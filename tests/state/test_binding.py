@@ -559,18 +559,19 @@ async def test_a_write_is_acknowledged_only_after_its_kernel_flush(
         await e.wait()  # each follower wrote the entry and asked for its flush
     assert n2._held_replies  # its answer waits for the flush
     assert n1.commit_index() < index and not proposal.done()
-    fsync2 = n2._fsync
-    assert fsync2 is not None
-    for cb in held[m2.node_id()]:  # m2's disk catches up: m1 + m2 are a majority
-        AsyncFdatasync.sync_then(fsync2, cb)
-    del fsync2.sync_then
+
+    def release(m: RaftBinding) -> None:
+        """The member's disk catches up: its held flushes run, later ones are not held."""
+        node = m.node()
+        assert node is not None and node._fsync is not None
+        for cb in held[m.node_id()]:
+            AsyncFdatasync.sync_then(node._fsync, cb)
+        del node._fsync.sync_then
+
+    release(m2)  # m1 + m2 are a majority
     await proposal
     assert n1.commit_index() >= index
-    n3 = m3.node()
-    assert n3 is not None and n3._fsync is not None
-    for cb in held[m3.node_id()]:
-        AsyncFdatasync.sync_then(n3._fsync, cb)
-    del n3._fsync.sync_then
+    release(m3)
     await converged([m1, m2, m3], "k")
 
 

@@ -49,6 +49,10 @@ def test_deferred_commits_wait_for_sync_and_checkpoints_reuse_the_wal(
     assert os.path.getsize(wal) <= size
     s.defer_sync(False)  # syncs what it holds
     assert len(calls) == 2
+    s.sync()  # FULL again: every commit synced itself, nothing to flush
+    assert len(calls) == 2
+    with pytest.raises(StoreError, match="not deferred"):
+        s.sync_fd()
     s.close()
     s2 = SqliteStore(str(tmp_path / "s"))
     assert s2.seq_bounds("log") == (1, 2 * i)

@@ -262,7 +262,7 @@ class SqliteStore(Store):
     def sync_fd(self) -> int:
         """A descriptor of the WAL: its fdatasync makes every committed write durable
         (valid while the store is open and syncs are deferred)."""
-        if self._wal_fd < 0:
+        if not self._deferred:
             raise StoreError(f"store {self.location!r}: syncs are not deferred")
         return self._wal_fd
 
@@ -279,7 +279,7 @@ class SqliteStore(Store):
             self._sync_locked()
 
     def _sync_locked(self) -> None:
-        if self._wal_fd < 0:
+        if not self._deferred:
             return  # synchronous=FULL: every commit was synced
         try:
             os.fdatasync(self._wal_fd)
