@@ -2,9 +2,9 @@
 
 Runs three reference sidecars (``github.com/coatyio/dda`` v0.43.0, built from the Go
 module proxy as the interop tests do) and then three ddastate sidecars, each group on a
-fresh Mosquitto with durable stores (Pebble with a sync per write for the reference,
-SQLite for ddastate), and drives both from this process through the same gRPC
-``StateService`` stubs:
+fresh Mosquitto with durable stores (for the reference Pebble, one synced write per log
+entry; for ddastate SQLite, one flush per batch), and drives both from this process
+through the same gRPC ``StateService`` stubs:
 
 - ProposeInput at the leader and at a follower (leader-forwarded), one at a time;
 - ProposeInput at the leader with 64 and 256 calls in flight;
