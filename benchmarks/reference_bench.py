@@ -57,9 +57,25 @@ FLOOR_ROWS = ("Status, sequential", "Status, 256 in flight")
 Figures = tuple[float, float, float]
 
 
-async def client_floor(member: Member, n: int) -> list[Figures]:
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def in_flight_cpu(
+    call: Callable[[int], Awaitable[Any]], n: int, window: int, server: Member
+) -> tuple[Figures, float]:
+    """``in_flight`` and the CPU the server process spent per call (us)."""
+    before = cpu_seconds(server.pid)
+    figures = await in_flight(call, n, window)
+    return figures, (cpu_seconds(server.pid) - before) / n * 1e6
+
+
+async def client_floor(member: Member, n: int) -> tuple[list[Figures], float]:
     """AdminService.Status on a ddastate sidecar (gRPC alone: no Raft, no broker), one
-    at a time and 256 in flight; checks first that ``member`` is the leader."""
+    at a time and 256 in flight, with the sidecar's CPU per call in flight; checks first
+    that ``member`` is the leader."""
     async with grpc.aio.insecure_channel(member.grpc_address) as ch:
         admin: Any = admin_pb2_grpc.AdminServiceStub(ch)
         status = await admin.Status(admin_pb2.StatusRequest())
@@ -69,10 +85,13 @@ async def client_floor(member: Member, n: int) -> list[Figures]:
         async def call(i: int) -> None:
             await admin.Status(admin_pb2.StatusRequest())
 
-        return [await sequential(call, n), await in_flight(call, n * 4, 256)]
+        seq = await sequential(call, n)
+        busy, cpu = await in_flight_cpu(call, n * 4, 256, member)
+        return [seq, busy], cpu
 
 
-async def measure(leader: Member, follower: Member, n: int) -> list[Figures]:
+async def measure(leader: Member, follower: Member, n: int) -> tuple[list[Figures], list[float]]:
+    """The ROWS, and the leader's CPU per call (us) on the in-flight rows."""
     async with (
         grpc.aio.insecure_channel(leader.grpc_address) as lch,
         grpc.aio.insecure_channel(follower.grpc_address) as fch,
@@ -92,16 +111,27 @@ async def measure(leader: Member, follower: Member, n: int) -> list[Figures]:
 
             return call
 
-        return [
+        rows = [
             await sequential(propose(lstate, "l"), n),
             await sequential(propose(fstate, "f"), n),
-            await in_flight(propose(lstate, "w64-"), n * 4, 64),
-            await in_flight(propose(lstate, "w256-"), n * 4, 256),
         ]
+        cpus = []
+        for window in (64, 256):
+            figures, cpu = await in_flight_cpu(
+                propose(lstate, f"w{window}-"), n * 4, window, leader
+            )
+            rows.append(figures)
+            cpus.append(cpu)
+        return rows, cpus
 
 
-async def run_group(kind: Kind, directory: Path, n: int) -> list[Figures]:
-    """Three sidecars of one kind on a fresh broker: start, measure, kill."""
+Result = tuple[list[Figures], list[float], list[Figures], float]
+
+
+async def run_group(kind: Kind, directory: Path, n: int) -> Result:
+    """Three sidecars of one kind on a fresh broker: start, measure, kill. Returns the
+    ROWS, the leader's CPU per call on the in-flight ones, and for ddastate the
+    client's floor and the leader's CPU per Status call in flight."""
     with Mosquitto() as broker, MixedGroup(directory, broker.url, cluster=f"bench{kind}") as g:
         members = [g.add(kind, bootstrap=i == 0) for i in range(3)]
         try:
@@ -110,8 +140,9 @@ async def run_group(kind: Kind, directory: Path, n: int) -> list[Figures]:
             ids = {m.member_id for m in members}
             async with WatchMembers(members[0]) as watch:
                 await watch.wait_for(lambda seen: {c.id for c in seen if c.joined} >= ids, 60)
-            floor = await client_floor(members[0], n) if kind == "py" else []
-            return await measure(members[0], members[1], n) + floor
+            rows, cpus = await measure(members[0], members[1], n)
+            floor, floor_cpu = await client_floor(members[0], n) if kind == "py" else ([], 0.0)
+            return rows, cpus, floor, floor_cpu
         finally:
             for m in members:  # no graceful leave needed: the group is thrown away
                 m.kill()
@@ -140,11 +171,15 @@ def main() -> int:
     )
     head = f"{'':40} {'reference calls/s':>17} {'p50 ms':>7} {'p99 ms':>7}"
     print(f"{head} {'ddastate calls/s':>16} {'p50 ms':>7} {'p99 ms':>7}")
-    for name, (gr, g50, g99), (pr, p50, p99) in zip(ROWS, go, py[: len(ROWS)], strict=True):
+    for name, (gr, g50, g99), (pr, p50, p99) in zip(ROWS, go[0], py[0], strict=True):
         print(f"{name:40} {gr:17.0f} {g50:7.2f} {g99:7.2f} {pr:16.0f} {p50:7.2f} {p99:7.2f}")
+    print("\nCPU of the leader's process per call (us), reference / ddastate:")
+    for name, g, p in zip(ROWS[2:], go[1], py[1], strict=True):
+        print(f"{name:40} {g:17.0f} {p:33.0f}")
     print("\nThis client's own limit (AdminService.Status on the ddastate leader: no Raft):")
-    for name, (rate, p50, p99) in zip(FLOOR_ROWS, py[len(ROWS) :], strict=True):
+    for name, (rate, p50, p99) in zip(FLOOR_ROWS, py[2], strict=True):
         print(f"{name:40} {rate:17.0f} {p50:7.2f} {p99:7.2f}")
+    print(f"{'the sidecar CPU per Status call (us), 256 in flight':52} {py[3]:5.0f}")
     return 0
 
 
