@@ -30,6 +30,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -125,13 +126,16 @@ async def measure(leader: Member, follower: Member, n: int) -> tuple[list[Figure
         return rows, cpus
 
 
-Result = tuple[list[Figures], list[float], list[Figures], float]
+@dataclass
+class GroupFigures:
+    rows: list[Figures]  # ROWS
+    cpus: list[float]  # the leader's CPU per call (us) on the in-flight ROWS
+    floor: list[Figures]  # FLOOR_ROWS (ddastate only)
+    floor_cpu: float = 0.0  # the sidecar's CPU per Status call in flight (ddastate only)
 
 
-async def run_group(kind: Kind, directory: Path, n: int) -> Result:
-    """Three sidecars of one kind on a fresh broker: start, measure, kill. Returns the
-    ROWS, the leader's CPU per call on the in-flight ones, and for ddastate the
-    client's floor and the leader's CPU per Status call in flight."""
+async def run_group(kind: Kind, directory: Path, n: int) -> GroupFigures:
+    """Three sidecars of one kind on a fresh broker: start, measure, kill."""
     with Mosquitto() as broker, MixedGroup(directory, broker.url, cluster=f"bench{kind}") as g:
         members = [g.add(kind, bootstrap=i == 0) for i in range(3)]
         try:
@@ -140,9 +144,10 @@ async def run_group(kind: Kind, directory: Path, n: int) -> Result:
             ids = {m.member_id for m in members}
             async with WatchMembers(members[0]) as watch:
                 await watch.wait_for(lambda seen: {c.id for c in seen if c.joined} >= ids, 60)
-            rows, cpus = await measure(members[0], members[1], n)
-            floor, floor_cpu = await client_floor(members[0], n) if kind == "py" else ([], 0.0)
-            return rows, cpus, floor, floor_cpu
+            figures = GroupFigures(*await measure(members[0], members[1], n), floor=[])
+            if kind == "py":
+                figures.floor, figures.floor_cpu = await client_floor(members[0], n)
+            return figures
         finally:
             for m in members:  # no graceful leave needed: the group is thrown away
                 m.kill()
@@ -171,15 +176,15 @@ def main() -> int:
     )
     head = f"{'':40} {'reference calls/s':>17} {'p50 ms':>7} {'p99 ms':>7}"
     print(f"{head} {'ddastate calls/s':>16} {'p50 ms':>7} {'p99 ms':>7}")
-    for name, (gr, g50, g99), (pr, p50, p99) in zip(ROWS, go[0], py[0], strict=True):
+    for name, (gr, g50, g99), (pr, p50, p99) in zip(ROWS, go.rows, py.rows, strict=True):
         print(f"{name:40} {gr:17.0f} {g50:7.2f} {g99:7.2f} {pr:16.0f} {p50:7.2f} {p99:7.2f}")
     print("\nCPU of the leader's process per call (us), reference / ddastate:")
-    for name, g, p in zip(ROWS[2:], go[1], py[1], strict=True):
+    for name, g, p in zip(ROWS[2:], go.cpus, py.cpus, strict=True):
         print(f"{name:40} {g:17.0f} {p:33.0f}")
     print("\nThis client's own limit (AdminService.Status on the ddastate leader: no Raft):")
-    for name, (rate, p50, p99) in zip(FLOOR_ROWS, py[2], strict=True):
+    for name, (rate, p50, p99) in zip(FLOOR_ROWS, py.floor, strict=True):
         print(f"{name:40} {rate:17.0f} {p50:7.2f} {p99:7.2f}")
-    print(f"{'the sidecar CPU per Status call (us), 256 in flight':52} {py[3]:5.0f}")
+    print(f"{'the sidecar CPU per Status call (us), 256 in flight':52} {py.floor_cpu:5.0f}")
     return 0
 
 

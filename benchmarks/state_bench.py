@@ -33,8 +33,8 @@ core. Each flush also wakes a kernel worker on the member's CPU, which preempts 
 member (``io_submit`` returns after about 45 us), and the three members flush to one
 virtual disk at once: inside the round a flush takes 290-380 us, alone 180 us. In one
 process (loopback, durable), one round takes about 0.55 ms of CPU with real flushes and
-0.29 ms when the flush completes at once. Under load the leader is CPU-bound at 13-17 us per
-input: the proposal (binding, node, future, deadline), encoding each entry once (for
+0.29 ms when the flush completes at once. Under load the leader is CPU-bound at 13-17 us
+per input: the proposal (binding, node, future, deadline), encoding each entry once (for
 both followers and its own store), the SQLite insert, applying, resolving the caller's
 future and waking it (one event-loop callback per awaiting caller is the asyncio
 floor, about 2 us); each follower spends 6-9 us decoding, storing and applying an

@@ -23,7 +23,7 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from .api import (
     Store,
@@ -187,7 +187,7 @@ class SqliteStore(Store):
             db = self._db
             try:
                 db.executemany(_SET, pairs)
-                self._commit(sum(len(k) + len(v) for k, v in pairs) if self._deferred else 0)
+                self._commit(lambda: sum(len(k) + len(v) for k, v in pairs))
             except sqlite3.Error as e:
                 self._rollback()
                 raise self._fail("set", e) from e
@@ -206,11 +206,7 @@ class SqliteStore(Store):
                         db.execute("DELETE FROM kv WHERE k = ?", (a,))
                     else:
                         self._exec_delete_range(a, b)
-                self._commit(
-                    sum(len(a or b"") + len(b or b"") for _, a, b in batch.ops)
-                    if self._deferred
-                    else 0
-                )
+                self._commit(lambda: sum(len(a or b"") + len(b or b"") for _, a, b in batch.ops))
             except sqlite3.Error as e:
                 self._rollback()
                 raise self._fail("write", e) from e
@@ -225,11 +221,12 @@ class SqliteStore(Store):
         else:
             self._db.execute("DELETE FROM kv WHERE k >= ? AND k < ?", (start, end))
 
-    def _commit(self, nbytes: int) -> None:
+    def _commit(self, size: Callable[[], int] | None = None) -> None:
         """Commit the open transaction (call with the lock held); with deferred syncs,
-        count the WAL pages of its ``nbytes`` (callers pass 0 otherwise)."""
+        count the WAL pages it wrote from ``size()``, its bytes (asked for only then)."""
         self._db.commit()
         if self._deferred:
+            nbytes = size() if size is not None else 0
             self._wal_pages += 3 + nbytes // _PAGE  # a small commit writes about 3 frames
 
     # ------------------------------------------------------------ durability
@@ -434,7 +431,7 @@ class SqliteStore(Store):
             rows = min(_ROWS_PER_INSERT, n - lo)
             sql = self._insert_sql(seq, rows, replace)
             db.execute(sql, args[2 * lo : 2 * (lo + rows)] if rows != n else args)
-        self._commit(n * 8 + sum(map(len, args[1::2])) if self._deferred else 0)  # type: ignore[arg-type]
+        self._commit(lambda: n * 8 + sum(map(len, args[1::2])))  # type: ignore[arg-type]
 
     def seq_get(self, seq: str, index: int) -> bytes | None:
         key = check_index(index) - _SHIFT
@@ -452,7 +449,7 @@ class SqliteStore(Store):
             sql = self._seq(seq)[2]
             try:
                 self._db.execute(sql, args)
-                self._commit(0)
+                self._commit()
             except sqlite3.Error as e:
                 self._rollback()
                 raise self._fail(f"delete from {seq}", e) from e
