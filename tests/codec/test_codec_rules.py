@@ -368,6 +368,7 @@ def test_appended_at_wrong_types() -> None:
         (bytes.fromhex("81a7456e7472696573a3666f6f"), "Entries"),
         (bytes.fromhex("81a7456e747269657391a3666f6f"), r"Entries\[0\]"),
         (bytes.fromhex("81a7456e74726965739181a454797065cc09"), r"Entries\[0\].Type"),
+        (bytes.fromhex("81a7456e74726965739281a4547970650081a45479706509"), r"Entries\[1\].Type"),
         (bytes.fromhex("81a6536f6d65496401"), None),
     ],
 )

@@ -586,7 +586,13 @@ def _dec_entries(v: Any, what: str) -> list[Log] | None:
         return None
     if type(v) is not list:
         raise CodecError(f"{what} is a {type(v).__name__}, expected an array")
-    return [_dec_log(e, f"{what}[{i}]") for i, e in enumerate(v)]
+    try:
+        return [_dec_log(e, what) for e in v]
+    except CodecError:
+        # the label with the entry's position is built only for the error message
+        for i, e in enumerate(v):
+            _dec_log(e, f"{what}[{i}]")
+        raise
 
 
 def _enc_time(v: Any, what: str) -> bytes:
