@@ -50,7 +50,7 @@ def _cfg(port: int) -> Config:
     return cfg
 
 
-def _proc_cpu(pid: int | None) -> float:
+def proc_cpu_seconds(pid: int | None) -> float:
     """CPU seconds (user + system) used so far by process ``pid`` (Linux /proc)."""
     if pid is None:
         return float("nan")
@@ -309,14 +309,14 @@ class _Arrivals:
         """
         n = self.n
         child = Child(f"{label}-publisher", str(port), str(n), uvloop=uvloop)
-        b0 = _proc_cpu(broker_pid)
+        b0 = proc_cpu_seconds(broker_pid)
         child.go()
         try:
             await asyncio.wait_for(self.done, 120)
         except TimeoutError:
             print(f"  {label}: only {self.count} of {n} events arrived", file=sys.stderr)
             self._stop()
-        broker_cpu = _proc_cpu(broker_pid) - b0
+        broker_cpu = proc_cpu_seconds(broker_pid) - b0
         pub_cpu = child.cpu()
         child.stop()
         return (

@@ -26,15 +26,13 @@ import argparse
 import asyncio
 import os
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 
 import msgpack
-from state_bench import cfg_for, run_load
+from state_bench import loopback_group, run_load
 
-from ddastate.com.loopback import LoopbackBinding, LoopbackBus
+from ddastate.com.loopback import LoopbackBus
 from ddastate.state.api import Input, InputOp
-from ddastate.state.raft import RaftBinding
 
 INFLIGHT = 1024
 BATCH = 512  # ddastate's maxAppendEntries
@@ -51,34 +49,15 @@ async def measure(fn: Callable[[int], Awaitable[None]], n: int) -> tuple[float, 
 
 
 async def ddastate_group(members: int, n: int) -> tuple[float, float]:
-    bus = LoopbackBus()
-    cluster = f"hot{uuid.uuid4().hex[:6]}"
-    bindings: list[RaftBinding] = []
-    coms: list[LoopbackBinding] = []
-    try:
-        for i in range(members):
-            cfg = cfg_for(cluster, "loopback", "", f"m{i}")
-            cfg.services.state.bootstrap = i == 0
-            cfg.services.state.store = ""
-            # no snapshot during the run: the table is about the per-input path
-            cfg.services.state.opts["snapshotThreshold"] = 10 * n
-            com = LoopbackBinding(bus)
-            await com.open(cfg)
-            coms.append(com)
-            b = RaftBinding()
-            await b.open(cfg, com)
-            bindings.append(b)
-        leader = bindings[0]
+    # no snapshot during the run: the table is about the per-input path
+    opts = {"snapshotThreshold": 10 * n}
+    async with loopback_group(LoopbackBus(), members, opts=opts) as group:
+        leader = group[0]
 
         async def one(i: int) -> None:
             await leader.propose_input(Input(InputOp.SET, f"k{i}", VALUE), 60)
 
         return await measure(one, n)
-    finally:
-        for b in reversed(bindings):
-            await b.close()
-        for com in coms:
-            await com.close()
 
 
 # The parts of a Go Log map around an entry's data and index (its keys in order).

@@ -39,6 +39,7 @@ import grpc
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "interop"))
 
 import gointerop
+from com_bench import proc_cpu_seconds
 from grpc_bench import in_flight, sequential
 from mixed import Kind, Member, MixedGroup, WatchMembers
 
@@ -58,19 +59,13 @@ FLOOR_ROWS = ("Status, sequential", "Status, 256 in flight")
 Figures = tuple[float, float, float]
 
 
-def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def in_flight_cpu(
     call: Callable[[int], Awaitable[Any]], n: int, window: int, server: Member
 ) -> tuple[Figures, float]:
     """``in_flight`` and the CPU the server process spent per call (us)."""
-    before = cpu_seconds(server.pid)
+    before = proc_cpu_seconds(server.pid)
     figures = await in_flight(call, n, window)
-    return figures, (cpu_seconds(server.pid) - before) / n * 1e6
+    return figures, (proc_cpu_seconds(server.pid) - before) / n * 1e6
 
 
 async def client_floor(member: Member, n: int) -> tuple[list[Figures], float]:

@@ -58,7 +58,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -272,44 +272,57 @@ async def floor_rows(
 # ------------------------------------------------------------------ loopback case
 
 
-async def loopback_case(store: str, plan: list[tuple[int, int]]) -> list[Row]:
-    bus = LoopbackBus()
+@contextlib.asynccontextmanager
+async def loopback_group(
+    bus: LoopbackBus, count: int, store_dir: str = "", opts: dict[str, Any] | None = None
+) -> AsyncIterator[list[RaftBinding]]:
+    """``count`` members on ``bus``, the first bootstrapping; in-memory stores unless
+    ``store_dir`` is given; ``opts`` on top of the benchmark's options. Closed on exit."""
     cluster = f"bench{uuid.uuid4().hex[:6]}"
-    tmp = tempfile.mkdtemp(prefix="state-bench-") if store == "durable" else ""
     members: list[RaftBinding] = []
     coms: list[LoopbackBinding] = []
-    rows: list[Row] = []
     try:
-        for i in range(3):
+        for i in range(count):
             cfg = cfg_for(cluster, "loopback", "", f"m{i}")
             cfg.services.state.bootstrap = i == 0
-            cfg.services.state.store = os.path.join(tmp, f"m{i}") if tmp else ""
+            cfg.services.state.store = os.path.join(store_dir, f"m{i}") if store_dir else ""
+            cfg.services.state.opts.update(opts or {})
             com = LoopbackBinding(bus)
             await com.open(cfg)
+            coms.append(com)
             b = RaftBinding()
             await b.open(cfg, com)
             members.append(b)
-            coms.append(com)
-        leader, follower = members[0], members[1]
-        floor = await floor_rows("loopback", "", bus, plan, store == "durable")
-        value = b"v" * 16
-        for who, b in (("leader", leader), ("follower", follower)):
-            for inflight, n in plan:
-
-                async def one(i: int, b: RaftBinding = b, who: str = who) -> None:
-                    await b.propose_input(Input(InputOp.SET, f"{who}{i}", value), 60)
-
-                await run_load(one, min(n, 300), inflight)  # warm up
-                rate, p50, p99 = await run_load(one, n, inflight)
-                f = floor[inflight]
-                rows.append(Row("loopback", store, who, inflight, n, rate, p50, p99, *f))
-                print_row(rows[-1])
+        yield members
     finally:
         for b in members:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(b.close(), 5)
         for c in coms:
             await c.close()
+
+
+async def loopback_case(store: str, plan: list[tuple[int, int]]) -> list[Row]:
+    bus = LoopbackBus()
+    tmp = tempfile.mkdtemp(prefix="state-bench-") if store == "durable" else ""
+    rows: list[Row] = []
+    try:
+        async with loopback_group(bus, 3, tmp) as members:
+            leader, follower = members[0], members[1]
+            floor = await floor_rows("loopback", "", bus, plan, store == "durable")
+            value = b"v" * 16
+            for who, b in (("leader", leader), ("follower", follower)):
+                for inflight, n in plan:
+
+                    async def one(i: int, b: RaftBinding = b, who: str = who) -> None:
+                        await b.propose_input(Input(InputOp.SET, f"{who}{i}", value), 60)
+
+                    await run_load(one, min(n, 300), inflight)  # warm up
+                    rate, p50, p99 = await run_load(one, n, inflight)
+                    f = floor[inflight]
+                    rows.append(Row("loopback", store, who, inflight, n, rate, p50, p99, *f))
+                    print_row(rows[-1])
+    finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
     return rows
